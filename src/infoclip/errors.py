@@ -1,0 +1,40 @@
+"""The few exception types infoclip raises.
+
+Library code raises these; the command line turns each into a single line on stderr and exit code 1
+(``infoclip_cli.errors``). Set ``INFOCLIP_DEBUG=1`` to see the traceback instead.
+Every message says what is wrong and, where there is one, how to fix it.
+"""
+
+from __future__ import annotations
+
+
+class InfoclipError(Exception):
+    """Base class of every error infoclip raises on purpose."""
+
+
+class ConfigError(InfoclipError, ValueError):
+    """A configuration file, a ``--set`` override or an argument has a wrong value."""
+
+
+class AdapterError(InfoclipError):
+    """An adapter is unknown, failed to load, or broke the adapter contract."""
+
+
+class CheckpointError(InfoclipError):
+    """A checkpoint or weights file is missing, corrupt, or belongs to another model."""
+
+
+class WeightsNotFoundError(CheckpointError):
+    """Pretrained weights are not available locally and cannot be downloaded."""
+
+
+class DatasetError(InfoclipError):
+    """A dataset folder, image or label is missing, unreadable or inconsistent."""
+
+
+class InputError(InfoclipError, ValueError):
+    """User input (an image, a class list, an output folder) cannot be used as given."""
+
+
+class TrainingError(InfoclipError):
+    """Training cannot go on (for example a non-finite loss); the last good checkpoint is kept."""

@@ -1,0 +1,1 @@
+"""The ``infoclip`` command line (Typer). Imports ``infoclip``; the library never imports this package."""

@@ -1,0 +1,52 @@
+"""``infoclip adapters list``: which adapters are installed, from where, with which hooks."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from infoclip_cli.app import out_console, typer_factory
+
+adapters_app = typer_factory("Inspect the installed adapter plugins.")
+
+
+@adapters_app.command("list")
+def list_adapters(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """List plugins: name, version, where each comes from, the hooks it implements and the adapters it adds."""
+    from infoclip.adapters import adapters, plugin_info
+
+    rows = plugin_info()
+    known = adapters()
+    if as_json:
+        payload = [
+            {
+                "plugin": r.name,
+                "version": r.version,
+                "source": r.source,
+                "hooks": r.hooks,
+                "adapters": [
+                    {"name": a, "summary": known[a].summary, "configs": sorted(known[a].configs)}
+                    for a in r.adapters
+                    if a in known
+                ],
+            }
+            for r in rows
+        ]
+        typer.echo(json.dumps(payload, indent=2))
+        return
+    table = Table(title="infoclip plugins")
+    for column in ("plugin", "version", "source", "hooks", "adapters"):
+        table.add_column(column)
+    for r in rows:
+        names = ", ".join(f"{a} ({', '.join(sorted(known[a].configs))})" if a in known else a for a in r.adapters)
+        table.add_row(r.name, r.version, r.source, "\n".join(r.hooks), names or "-")
+    out_console.print(table)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(adapters_app, name="adapters")
