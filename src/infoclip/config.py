@@ -66,6 +66,12 @@ def parse_override(text: str) -> tuple[list[str], Any]:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError:
         value = raw
+    if isinstance(value, str):
+        # YAML 1.1 reads "1e-4" (no dot) as a string; users mean a number.
+        try:
+            value = float(value)
+        except ValueError:
+            pass
     return key.split("."), value
 
 
