@@ -1,0 +1,146 @@
+"""Class lists for segmentation: parsing, shipped vocabularies, and validation.
+
+Three ways to give classes (``infoclip segment --classes/--vocab`` and ``Segmenter.predict`` share them):
+
+* inline, comma separated: ``"cat, sofa,floor"`` -> ``["cat", "sofa", "floor"]`` (surrounding spaces dropped);
+* a file, ``"@names.txt"`` or ``"@names.json"``: a ``.json`` file holds a JSON list of strings; any other file
+  holds one class per line (blank lines and lines starting with ``#`` are skipped). Inside a file a name may
+  itself contain commas: CAT-Seg reads ``"building, edifice"`` as synonyms and encodes the first one;
+* a shipped vocabulary by name (``ade150``, ``ade847``, ``coco``, ``pc59``, ``pc459``, ``voc20``, ``voc20b``): the
+  dataset's class list exactly as the benchmark uses it (its JSON list, never split on commas, entries unchanged
+  so that results match the published protocol, e.g. ADE-150's ``"bed "`` keeps its trailing space).
+
+Every list is validated: empty or blank names and duplicates (compared case-insensitively with spaces collapsed,
+as CLIP's tokenizer sees them) are refused with an ``InputError`` naming them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from importlib import resources
+from pathlib import Path
+
+from infoclip.errors import InputError
+
+_VOCAB_PACKAGE = "infoclip.data"
+_VOCAB_FOLDER = "vocab"
+
+
+def shipped_vocabularies() -> list[str]:
+    """Names of the class vocabularies shipped with infoclip (``ade150``, ``ade847``, ...), sorted."""
+    folder = resources.files(_VOCAB_PACKAGE).joinpath(_VOCAB_FOLDER)
+    return sorted(entry.name[: -len(".json")] for entry in folder.iterdir() if entry.name.endswith(".json"))
+
+
+def load_vocabulary(name: str) -> list[str]:
+    """The class list of a shipped vocabulary, exactly as stored (see the module docstring).
+
+    Raises:
+        InputError: no vocabulary has that name (the message lists the shipped ones).
+    """
+    known = shipped_vocabularies()
+    if name not in known:
+        raise InputError(f"unknown vocabulary {name!r}; shipped vocabularies: {', '.join(known)}")
+    text = resources.files(_VOCAB_PACKAGE).joinpath(_VOCAB_FOLDER, f"{name}.json").read_text(encoding="utf-8")
+    return validate_class_names(json.loads(text), source=f"vocabulary {name}")
+
+
+def _normalised(name: str) -> str:
+    return " ".join(name.split()).lower()
+
+
+def display_name(name: str) -> str:
+    """The name to show for a class: its first synonym, without surrounding spaces (``"building, edifice"`` -> ``"building"``)."""
+    return name.split(",")[0].strip() or name.strip()
+
+
+def validate_class_names(names: Sequence[object], source: str = "class list") -> list[str]:
+    """Check a class list and return it as a new list of str.
+
+    Args:
+        names: the class names, in label order (label i is ``names[i]``).
+        source: where the list came from, for the error message (``"--classes"``, a file path, ...).
+
+    Raises:
+        InputError: the list is empty, an entry is not a string, a name is empty or blank (named by position),
+            or names repeat (named, with their positions).
+    """
+    if isinstance(names, str):
+        raise InputError(f"{source}: expected a list of class names, got one string {names!r}")
+    names = list(names)
+    if not names:
+        raise InputError(f"{source} is empty: give at least one class name")
+    not_strings = [f"#{i + 1} ({type(n).__name__})" for i, n in enumerate(names) if not isinstance(n, str)]
+    if not_strings:
+        raise InputError(f"{source}: class names must be strings; these are not: {', '.join(not_strings[:5])}")
+    blank = [i + 1 for i, n in enumerate(names) if not n.strip()]  # type: ignore[union-attr]
+    if blank:
+        where = ", ".join(f"#{i}" for i in blank[:10])
+        raise InputError(f"{source} has {len(blank)} empty or blank class name(s) at position {where}; remove them")
+    positions: dict[str, list[int]] = {}
+    for i, name in enumerate(names):
+        positions.setdefault(_normalised(name), []).append(i + 1)  # type: ignore[arg-type]
+    repeated = [(key, pos) for key, pos in positions.items() if len(pos) > 1]
+    if repeated:
+        details = "; ".join(f"{key!r} at #{', #'.join(map(str, pos))}" for key, pos in repeated[:5])
+        more = f" (+{len(repeated) - 5} more)" if len(repeated) > 5 else ""
+        raise InputError(f"{source} repeats class names (compared ignoring case and spaces): {details}{more}")
+    return [str(n) for n in names]
+
+
+def _read_class_file(path: Path) -> list[str]:
+    if not path.is_file():
+        raise InputError(f"class file not found: {path}")
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read class file {path}: {exc}") from exc
+    if path.suffix.lower() == ".json":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"class file {path} is not valid JSON ({exc})") from exc
+        if not isinstance(data, list):
+            raise InputError(f"class file {path} must hold a JSON list of strings, not a {type(data).__name__}")
+        return validate_class_names(data, source=f"class file {path}")
+    lines = [line.strip() for line in text.splitlines()]
+    return validate_class_names([line for line in lines if line and not line.startswith("#")], f"class file {path}")
+
+
+def parse_classes(spec: str | Sequence[str]) -> list[str]:
+    """Turn a class specification into a validated class list.
+
+    Args:
+        spec: ``"a,b,c"``, ``"@file.txt"`` / ``"@file.json"``, or an already split sequence of names
+            (validated as it is, never split on commas).
+
+    Raises:
+        InputError: see ``validate_class_names``; a missing or unreadable class file.
+    """
+    if not isinstance(spec, str):
+        return validate_class_names(spec, source="class list")
+    text = spec.strip()
+    if text.startswith("@"):
+        return _read_class_file(Path(text[1:]).expanduser())
+    if not text:
+        raise InputError("--classes is empty: give names like --classes \"cat,sofa\" or a file as --classes @names.txt")
+    parts = [part.strip() for part in text.split(",")]
+    return validate_class_names(parts, source=f"--classes {spec!r}")
+
+
+def resolve_classes(classes: str | Sequence[str] | None = None, vocab: str | None = None) -> list[str]:
+    """The class list from exactly one of ``classes`` (see ``parse_classes``) and ``vocab`` (a shipped name).
+
+    Raises:
+        InputError: both or neither given, or the list is invalid.
+    """
+    if (classes is None) == (vocab is None):
+        raise InputError(
+            "give the classes either as --classes \"cat,sofa\" (or @file.txt / @file.json) or as --vocab NAME "
+            f"(one of {', '.join(shipped_vocabularies())}), not both and not neither"
+        )
+    if vocab is not None:
+        return load_vocabulary(vocab)
+    assert classes is not None
+    return parse_classes(classes)

@@ -1,0 +1,425 @@
+"""Segment your own images with your own class names: ``Segmenter`` and ``SegmentationResult``.
+
+    >>> from infoclip import Segmenter                                  # doctest: +SKIP
+    >>> seg = Segmenter.from_pretrained("catseg_b16.safetensors")        # doctest: +SKIP
+    >>> result = seg.predict("cat.jpg", ["cat", "sofa", "floor"])        # doctest: +SKIP
+    >>> result.labels.shape, result.probs.shape                         # doctest: +SKIP
+    ((480, 640), (3, 480, 640))
+    >>> result.overlay().save("cat_overlay.png")                        # doctest: +SKIP
+    >>> result.save("out/")        # out/cat.png, out/cat_overlay.png, out/cat.json  # doctest: +SKIP
+
+Without segmentation weights, ``Segmenter.from_clip("ViT-B-16:openai")`` runs the training-free dense-CLIP
+baseline (``infoclip.segmentation.baseline``); everything it writes says so.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from infoclip.errors import InputError
+from infoclip.io_utils import atomic_write, atomic_write_text
+from infoclip.segmentation.classes import display_name, parse_classes
+from infoclip.segmentation.images import image_name, load_image
+from infoclip.segmentation.overlay import draw_overlay, pixel_shares
+
+PROTOCOLS: tuple[str, ...] = ("sliding", "whole")
+PRECISIONS: tuple[str, ...] = ("fp32", "bf16", "fp16")
+#: a label map is stored as uint8 up to this many classes (labels 0..254; 255 stays free for "ignore" tools)
+UINT8_MAX_CLASSES = 255
+
+
+# --------------------------------------------------------------------------------------------------------------
+# devices and precision
+
+
+def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
+    """``"auto"`` (CUDA when available, else CPU), ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"`` -> torch.device.
+
+    Raises:
+        InputError: an unknown device string, or a device this machine does not have.
+    """
+    if device is None or str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise InputError(f"unknown device {device!r}; use auto, cpu, cuda, cuda:N or mps") from exc
+    if resolved.type == "cuda":
+        if not torch.cuda.is_available():
+            raise InputError(f"device {device!r} asked for, but CUDA is not available here; use --device cpu")
+        if resolved.index is not None and resolved.index >= torch.cuda.device_count():
+            raise InputError(f"device {device!r} does not exist: this machine has {torch.cuda.device_count()} GPU(s)")
+    if resolved.type == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+        raise InputError(f"device {device!r} asked for, but MPS is not available here; use --device cpu")
+    return resolved
+
+
+def check_precision(precision: str, device: torch.device) -> None:
+    """Refuse precisions the device cannot run.
+
+    fp32 runs everywhere; bf16 autocasts on CPU and on CUDA GPUs that support it; fp16 needs a GPU (CPU fp16
+    autocast is slow and loses accuracy for no gain, so it is refused rather than silently run in fp32).
+
+    Raises:
+        InputError: an unknown precision, or one the device cannot use (the message says what to use instead).
+    """
+    if precision not in PRECISIONS:
+        raise InputError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+    if precision == "fp16" and device.type == "cpu":
+        raise InputError("--precision fp16 needs a GPU; on CPU use --precision bf16 (or fp32)")
+    if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise InputError(f"this GPU ({torch.cuda.get_device_name(device)}) has no bf16 support; use --precision fp16")
+
+
+def _checked_device(device: str | torch.device | None, precision: str) -> torch.device:
+    resolved = resolve_device(device)
+    check_precision(precision, resolved)
+    return resolved
+
+
+def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager[Any]:
+    """The autocast context for ``precision`` on ``device`` (a no-op for fp32); call ``check_precision`` first."""
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# results
+
+
+def label_map_dtype(num_classes: int) -> type[np.unsignedinteger[Any]]:
+    """uint8 for up to 255 classes, uint16 above (up to 65535 classes)."""
+    if num_classes > np.iinfo(np.uint16).max:
+        raise InputError(f"{num_classes} classes do not fit a 16-bit label map (at most 65535)")
+    return np.uint8 if num_classes <= UINT8_MAX_CLASSES else np.uint16
+
+
+def check_output_dir(output_dir: str | os.PathLike[str]) -> Path:
+    """Create ``output_dir`` if needed and check that files can be written into it.
+
+    Raises:
+        InputError: one line saying which folder cannot be written and why.
+    """
+    folder = Path(output_dir)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = atomic_write_text(folder / ".infoclip-write-test", "")
+        probe.unlink()
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise InputError(f"cannot write to output folder {folder}: {reason}") from exc
+    return folder
+
+
+@dataclass
+class SegmentationResult:
+    """The segmentation of one image.
+
+    Attributes:
+        image: (H, W, 3) uint8 RGB, the image as segmented (EXIF orientation applied).
+        probs: (T, H, W) float32 per-class probabilities of the protocol, at the image's size.
+        labels: (H, W) int64 class indices in [0, T): the argmax of ``probs``.
+        classes: the T class names, in label order.
+        protocol: ``"sliding"`` or ``"whole"``.
+        source: what produced it: the weights path, or ``"training-free baseline: MODEL:TAG"``.
+        name: the stem used for output files (the image file's stem, ``"image"`` for in-memory images).
+        template: the prompt template used, or ``None`` for the model's own.
+        precision: ``"fp32"``, ``"bf16"`` or ``"fp16"``.
+        device: the device it ran on.
+        seconds: wall time of the prediction (model only, not loading or writing).
+    """
+
+    image: np.ndarray
+    probs: np.ndarray
+    labels: np.ndarray
+    classes: list[str]
+    protocol: str
+    source: str
+    name: str = "image"
+    template: str | None = None
+    precision: str = "fp32"
+    device: str = "cpu"
+    seconds: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def shares(self) -> dict[str, float]:
+        """Fraction of the image's pixels labelled with each class (class name -> share, summing to 1)."""
+        values = pixel_shares(self.labels, len(self.classes))
+        return {name: float(v) for name, v in zip(self.classes, values)}
+
+    @property
+    def is_baseline(self) -> bool:
+        return self.source.startswith(BASELINE_PREFIX)
+
+    def label_map(self) -> np.ndarray:
+        """The label map as stored: (H, W) uint8 (at most 255 classes) or uint16."""
+        return self.labels.astype(label_map_dtype(len(self.classes)))
+
+    def overlay(self, alpha: float = 0.5) -> Any:
+        """The class colours over the image with a legend (class colour, name, share): a ``PIL.Image`` (RGB)."""
+        caption = self.source if self.is_baseline else None
+        return draw_overlay(self.image, self.labels, self.classes, alpha=alpha, caption=caption).image
+
+    def summary(self) -> dict[str, Any]:
+        """A JSON-ready description: classes, pixel shares, what produced it, protocol, image size, version."""
+        from infoclip import __version__
+
+        height, width = self.labels.shape
+        shares = self.shares
+        return {
+            "image": self.extra.get("image_path", self.name),
+            "image_size": {"height": height, "width": width},
+            "classes": list(self.classes),
+            "pixel_shares": shares,
+            "present": [name for name, s in sorted(shares.items(), key=lambda kv: -kv[1]) if s > 0],
+            "weights": self.source,
+            "training_free_baseline": self.is_baseline,
+            "protocol": self.protocol,
+            "precision": self.precision,
+            "template": self.template,
+            "device": self.device,
+            "seconds": round(self.seconds, 4),
+            "infoclip_version": __version__,
+        }
+
+    def save(
+        self,
+        output_dir: str | os.PathLike[str],
+        stem: str | None = None,
+        save_probs: bool = False,
+        overlay: bool = True,
+        alpha: float = 0.5,
+    ) -> dict[str, Path]:
+        """Write the outputs of this image into ``output_dir``; returns kind -> path.
+
+        Files (``<stem>`` defaults to ``self.name``):
+
+        * ``<stem>.png``: the label map, uint8 PNG (uint16 PNG above 255 classes), pixel value = class index;
+        * ``<stem>_overlay.png``: the overlay with its legend (unless ``overlay=False``);
+        * ``<stem>.json``: ``summary()`` plus the names of the files written;
+        * ``<stem>_probs.npy``: (T, H, W) float32 probabilities (only with ``save_probs=True``).
+
+        Each file is written atomically, and if any of them fails the others written by this call are removed,
+        so an image's outputs are complete or absent.
+
+        Raises:
+            InputError: the folder cannot be created or written (one line naming it).
+        """
+        from PIL import Image
+
+        folder = Path(output_dir)
+        stem = stem or self.name
+        planned: list[tuple[str, Path, Callable[[Path], object]]] = [
+            ("labels", folder / f"{stem}.png", lambda tmp: Image.fromarray(self.label_map()).save(tmp, format="PNG")),
+        ]
+        if overlay:
+            planned.append(
+                ("overlay", folder / f"{stem}_overlay.png", lambda tmp: self.overlay(alpha).save(tmp, format="PNG"))
+            )
+        if save_probs:
+            planned.append(("probs", folder / f"{stem}_probs.npy", lambda tmp: _save_npy(tmp, self.probs)))
+        summary_path = folder / f"{stem}.json"
+        files = {kind: path for kind, path, _ in planned} | {"summary": summary_path}
+        payload = self.summary() | {"outputs": {kind: path.name for kind, path in files.items()}}
+        planned.append(
+            ("summary", summary_path, lambda tmp: tmp.write_text(json.dumps(payload, indent=2) + "\n", "utf-8"))
+        )
+        written: list[Path] = []
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            for _, path, write in planned:
+                atomic_write(path, write)
+                written.append(path)
+        except OSError as exc:
+            for path in written:
+                path.unlink(missing_ok=True)
+            reason = exc.strerror or str(exc)
+            raise InputError(f"cannot write to output folder {folder}: {reason}") from exc
+        return files
+
+
+def _save_npy(path: Path, array: np.ndarray) -> None:
+    # through a file object: np.save(path) would append ".npy" to the temporary name
+    with open(path, "wb") as handle:
+        np.save(handle, np.ascontiguousarray(array, dtype=np.float32))
+
+
+# --------------------------------------------------------------------------------------------------------------
+# the segmenter
+
+BASELINE_PREFIX = "training-free baseline: "
+
+
+class Segmenter:
+    """Runs a segmentation model on images with any class list.
+
+    The model is anything with ``predict(image (3, H, W) float 0-255, class_names, protocol) -> (T, H, W)
+    probabilities``: an adapter's ``OVSSModel`` (``from_pretrained``) or the dense-CLIP baseline (``from_clip``).
+    """
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        source: str,
+        device: str | torch.device = "cpu",
+        precision: str = "fp32",
+        protocol: str = "sliding",
+        template: str | None = None,
+    ) -> None:
+        self.device = _checked_device(device, precision)
+        if protocol not in PROTOCOLS:
+            raise InputError(f"unknown protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
+        self.model = model.to(self.device).eval()
+        self.source = source
+        self.precision = precision
+        self.protocol = protocol
+        self.template = None
+        if template is not None:
+            self.set_template(template)
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        path: str | os.PathLike[str],
+        device: str | torch.device = "cpu",
+        precision: str = "fp32",
+        protocol: str = "sliding",
+        template: str | None = None,
+    ) -> Segmenter:
+        """Load an infoclip weights file (``infoclip export`` / ``infoclip convert``).
+
+        Args:
+            path: the ``.safetensors`` weights file.
+            device: ``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"mps"`` or ``"auto"``.
+            precision: ``"fp32"`` (default), ``"bf16"`` (CPU or GPU autocast) or ``"fp16"`` (GPU only).
+            protocol: the default protocol of ``predict``: ``"sliding"`` (the published one) or ``"whole"``.
+            template: prompt template with ``{}`` replacing the model's (CAT-Seg: ``"A photo of a {} in the scene"``).
+
+        Raises:
+            CheckpointError: the file is missing, damaged or does not fit its declared architecture.
+        """
+        from infoclip.weights import load_model
+
+        resolved = _checked_device(device, precision)  # before loading: a wrong flag fails fast
+        model, _meta = load_model(path, resolved)
+        return cls(model, str(path), resolved, precision, protocol, template)
+
+    @classmethod
+    def from_clip(
+        cls,
+        spec: str,
+        device: str | torch.device = "cpu",
+        precision: str = "fp32",
+        protocol: str = "sliding",
+        template: str | None = None,
+    ) -> Segmenter:
+        """The training-free baseline: dense cosine alignment of a pretrained CLIP (``baseline.DenseCLIPBaseline``).
+
+        Args:
+            spec: ``"MODEL:TAG"`` (``"ViT-B-16:openai"``), ``"MODEL:/path/to/weights"`` or ``"MODEL:none"``
+                (random initialisation; for tests).
+
+        Raises:
+            WeightsNotFoundError: the CLIP weights are not available offline (the message says what to fetch).
+        """
+        from infoclip.segmentation.baseline import DenseCLIPBaseline, parse_clip_spec
+
+        resolved = _checked_device(device, precision)
+        model_name, pretrained = parse_clip_spec(spec)
+        model = DenseCLIPBaseline.from_open_clip(model_name, pretrained)
+        return cls(model, BASELINE_PREFIX + spec, resolved, precision, protocol, template)
+
+    def set_template(self, template: str) -> None:
+        """Use ``template`` (must contain ``{}`` once) to turn class names into prompts."""
+        if not isinstance(template, str) or template.count("{}") != 1:
+            raise InputError(f"a prompt template must contain {{}} exactly once, e.g. 'a photo of a {{}}.', got {template!r}")
+        setter = getattr(self.model, "set_prompt_template", None)
+        if setter is None:
+            raise InputError(f"the model of {self.source} does not support changing its prompt template")
+        setter(template)
+        self.template = template
+
+    @torch.inference_mode()
+    def predict(
+        self,
+        image: str | os.PathLike[str] | np.ndarray | Any,
+        classes: str | Sequence[str],
+        protocol: str | None = None,
+    ) -> SegmentationResult:
+        """Segment one image.
+
+        Args:
+            image: a path, a PIL image, or an (H, W, 3) uint8 RGB array (grayscale, RGBA, 16-bit and EXIF
+                orientation are handled, see ``infoclip.segmentation.images``).
+            classes: the class names in label order, or one string ``"a,b,c"`` / ``"@names.txt"``.
+            protocol: ``"sliding"`` or ``"whole"``; default: the segmenter's.
+
+        Returns:
+            ``SegmentationResult`` with ``labels`` (H, W) int64 and ``probs`` (T, H, W) float32.
+
+        Raises:
+            InputError: an unreadable image (named), an invalid class list (offending names given).
+        """
+        protocol = protocol or self.protocol
+        if protocol not in PROTOCOLS:
+            raise InputError(f"unknown protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
+        class_names = parse_classes(classes)
+        array = load_image(image)
+        tensor = torch.from_numpy(array).to(self.device).permute(2, 0, 1).float()
+        start = time.perf_counter()
+        with autocast(self.device, self.precision):
+            probs = self.model.predict(tensor, class_names, protocol=protocol)
+        probs_np = probs.detach().float().cpu().numpy()
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        seconds = time.perf_counter() - start
+        expected = (len(class_names), array.shape[0], array.shape[1])
+        if probs_np.shape != expected:
+            raise InputError(f"the model returned probabilities of shape {probs_np.shape}, expected {expected}")
+        extra = {"image_path": str(image)} if isinstance(image, (str, os.PathLike)) else {}
+        return SegmentationResult(
+            image=array,
+            probs=np.ascontiguousarray(probs_np, dtype=np.float32),
+            labels=probs_np.argmax(axis=0).astype(np.int64),
+            classes=class_names,
+            protocol=protocol,
+            source=self.source,
+            name=image_name(image),
+            template=self.template,
+            precision=self.precision,
+            device=str(self.device),
+            seconds=seconds,
+            extra=extra,
+        )
+
+    def predict_many(
+        self, images: Sequence[Any], classes: str | Sequence[str], protocol: str | None = None
+    ) -> Iterator[SegmentationResult | InputError]:
+        """``predict`` each image in turn; an unreadable image yields its ``InputError`` and the rest still run."""
+        class_names = parse_classes(classes)
+        for image in images:
+            try:
+                yield self.predict(image, class_names, protocol)
+            except InputError as exc:
+                yield exc
+
+    def __repr__(self) -> str:
+        return f"Segmenter({self.source!r}, device={str(self.device)!r}, precision={self.precision!r}, protocol={self.protocol!r})"
+
+
+def display_names(classes: Sequence[str]) -> list[str]:
+    """The names shown for classes in tables and legends (first synonym of each)."""
+    return [display_name(c) for c in classes]
