@@ -1,0 +1,238 @@
+"""``infoclip eval``: score weights on the OVSS benchmarks (or a custom dataset) with the published protocol."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import re
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Optional
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from infoclip_cli.app import err_console, out_console
+
+if TYPE_CHECKING:
+    from infoclip.data import SegmentationDataset
+    from infoclip.evaluation import EvalResult
+
+ALL = "all"
+SUMMARY_FILE = "summary.json"
+
+
+@contextlib.contextmanager
+def stderr_progress() -> Iterator[Callable[[str], Callable[[int, int], None]]]:
+    """A rich progress display on stderr; yields ``new_task(description) -> progress(done, total)``."""
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=err_console, transient=False) as progress:
+
+        def new_task(description: str) -> Callable[[int, int], None]:
+            task_id = progress.add_task(description, total=None)
+
+            def update(done: int, total: int) -> None:
+                progress.update(task_id, completed=done, total=total)
+
+            return update
+
+        yield new_task
+
+
+def short_title(title: str, fallback: str) -> str:
+    """The paper abbreviation in a title such as ``"ADE20K-150 (A-150)"``, else ``fallback``."""
+    match = re.search(r"\(([^()]+)\)\s*$", title)
+    return match.group(1) if match else fallback
+
+
+def _fmt(value: float | None, digits: int = 2) -> str:
+    return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
+
+
+def _formula_caption(result: EvalResult) -> str:
+    m = result.metrics
+    return f"mIoU formula: {m['miou_formula']}: {m['miou_formula_description']}"
+
+
+def _single_result_tables(result: EvalResult, top: int) -> list[Table]:
+    """Detailed view of one dataset: headline metrics, seen/unseen split, best and worst classes."""
+    m = result.metrics
+    headline = Table(
+        title=f"{result.title} [{result.split}]: {result.num_images} images, {result.protocol} protocol",
+        caption=_formula_caption(result),
+    )
+    for column in ("mIoU", "fwIoU", "mAcc", "pAcc", "classes in GT", "s/image"):
+        headline.add_column(column, justify="right")
+    per_image = result.seconds / result.num_images if result.num_images else math.nan
+    headline.add_row(
+        _fmt(m["mIoU"]), _fmt(m["fwIoU"]), _fmt(m["mAcc"]), _fmt(m["pAcc"]),
+        f"{m['classes_in_ground_truth']}/{m['num_classes']}", _fmt(per_image, 3),
+    )
+    tables = [headline]
+    split = m.get("seen_unseen")
+    if split:
+        su = Table(title="seen / unseen classes")
+        for column in ("seen classes", "mIoU seen", "unseen classes", "mIoU unseen", "hIoU"):
+            su.add_column(column, justify="right")
+        su.add_row(str(split["seen_classes"]), _fmt(split["mIoU_seen"]), str(split["unseen_classes"]),
+                   _fmt(split["mIoU_unseen"]), _fmt(split["hIoU"]))
+        tables.append(su)
+    best, worst = result.best_and_worst(top)
+    if best:
+        classes = Table(title=f"best and worst classes (IoU; {m['classes_in_ground_truth']} classes in the ground truth)")
+        for column, justify in (("best", "left"), ("IoU", "right"), ("worst", "left"), ("IoU ", "right")):
+            classes.add_column(column, justify=justify)  # type: ignore[arg-type]
+        for i in range(max(len(best), len(worst))):
+            b = best[i] if i < len(best) else None
+            w = worst[i] if i < len(worst) else None
+            classes.add_row(
+                b["name"] if b else "", _fmt(b["iou"]) if b else "", w["name"] if w else "", _fmt(w["iou"]) if w else ""
+            )
+        tables.append(classes)
+    return tables
+
+
+def _multi_result_tables(results: list[EvalResult], protocol: str) -> list[Table]:
+    """One row per dataset, then the one-row mIoU summary in the given (paper) order."""
+    has_split = any(r.metrics.get("seen_unseen") for r in results)
+    table = Table(title=f"evaluation ({protocol} protocol)", caption=_formula_caption(results[0]))
+    columns = ["dataset", "images", "mIoU", "fwIoU", "mAcc", "pAcc"] + (["hIoU"] if has_split else []) + ["best", "worst"]
+    for column in columns:
+        table.add_column(column, justify="left" if column in ("dataset", "best", "worst") else "right")
+    for r in results:
+        m = r.metrics
+        best, worst = r.best_and_worst(1)
+        row = [r.title, str(r.num_images), _fmt(m["mIoU"]), _fmt(m["fwIoU"]), _fmt(m["mAcc"]), _fmt(m["pAcc"])]
+        if has_split:
+            row.append(_fmt(m["seen_unseen"]["hIoU"]) if m.get("seen_unseen") else "-")
+        row += [f"{best[0]['name']} {best[0]['iou']:.1f}" if best else "-",
+                f"{worst[0]['name']} {worst[0]['iou']:.1f}" if worst else "-"]
+        table.add_row(*row)
+    summary = Table(title=f"mIoU ({results[0].formula} formula)")
+    for r in results:
+        summary.add_column(short_title(r.title, r.dataset), justify="right")
+    summary.add_row(*(_fmt(r.miou, 1) for r in results))
+    return [table, summary]
+
+
+def _open_datasets(
+    names: list[str], split: str, images: Optional[Path], labels: Optional[Path], classes: Optional[Path],
+    ignore_value: int,
+) -> list[SegmentationDataset]:
+    from infoclip.data import custom_spec, get_dataset, read_class_file
+    from infoclip.data.builtin import BENCHMARKS
+    from infoclip.errors import InputError
+
+    expanded: list[str] = []
+    for name in names:
+        expanded.extend(BENCHMARKS if name.lower() == ALL else [name])
+    datasets = [get_dataset(name, split) for name in expanded]
+    ad_hoc = (images, labels, classes)
+    if any(v is not None for v in ad_hoc):
+        if not all(v is not None for v in ad_hoc):
+            raise InputError("a custom dataset needs all of --images, --labels and --classes")
+        spec = custom_spec(
+            name="custom", classes=read_class_file(classes), images=images, labels=labels, ignore_value=ignore_value
+        )
+        datasets.append(get_dataset(spec, split))
+    if not datasets:
+        raise InputError("nothing to evaluate: give --dataset NAME (or `all`), or --images/--labels/--classes")
+    seen: set[str] = set()
+    for ds in datasets:
+        if ds.name in seen:
+            raise InputError(f"dataset {ds.name!r} is given twice")
+        seen.add(ds.name)
+    return datasets
+
+
+def _default_device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def eval_command(
+    weights: Annotated[Path, typer.Option("--weights", "-w", help="infoclip weights (.safetensors) to evaluate.")],
+    dataset: Annotated[
+        Optional[list[str]],
+        typer.Option("--dataset", "-d", help="Registered dataset (ade150, pc59, ...), `all` (the six benchmarks), "
+                     "or a custom dataset folder holding dataset.yaml. Repeatable."),
+    ] = None,
+    split: Annotated[str, typer.Option(help="Dataset split.")] = "val",
+    limit: Annotated[Optional[int], typer.Option(min=1, help="Score only the first N images of each dataset.")] = None,
+    protocol: Annotated[str, typer.Option(help="sliding (the published protocol) or whole.")] = "sliding",
+    miou_formula: Annotated[
+        str, typer.Option("--miou-formula", help="present (mean over classes in the ground truth; CAT-Seg's "
+                          "published numbers) or d2-v0.6 (predicted-but-absent classes count as 0).")
+    ] = "present",
+    seen: Annotated[
+        Optional[str],
+        typer.Option(help="Seen (training) vocabulary for a seen/unseen split with harmonic mean: a shipped "
+                     "vocabulary name (coco) or a class file."),
+    ] = None,
+    output_dir: Annotated[
+        Optional[Path], typer.Option("--output-dir", "-o", help="Write <dataset>/metrics.json, per_class.csv and summary.json here.")
+    ] = None,
+    device: Annotated[Optional[str], typer.Option(help="cpu, cuda, cuda:1 ... (default: cuda if available).")] = None,
+    images: Annotated[Optional[Path], typer.Option(help="Custom dataset: images folder.")] = None,
+    labels: Annotated[Optional[Path], typer.Option(help="Custom dataset: labels folder (same stems as the images).")] = None,
+    classes: Annotated[Optional[Path], typer.Option(help="Custom dataset: class names (JSON list or one per line).")] = None,
+    ignore_value: Annotated[int, typer.Option(help="Custom dataset: label value meaning 'no ground truth'.")] = 255,
+    top: Annotated[int, typer.Option(min=0, help="How many best and worst classes to show.")] = 5,
+) -> None:
+    """Evaluate weights on datasets with the CAT-Seg protocol; print mIoU tables, write metrics JSON/CSV."""
+    from infoclip.data.vocab import resolve_classes
+    from infoclip.errors import InputError
+    from infoclip.evaluation import MIOU_FORMULAS, PROTOCOLS, evaluate
+    from infoclip.io_utils import atomic_write_text
+    from infoclip.weights import load_model
+
+    if protocol not in PROTOCOLS:
+        raise InputError(f"--protocol must be one of {', '.join(PROTOCOLS)}, not {protocol!r}")
+    if miou_formula not in MIOU_FORMULAS:
+        raise InputError(f"--miou-formula must be one of {', '.join(MIOU_FORMULAS)}, not {miou_formula!r}")
+    datasets = _open_datasets(list(dataset or []), split, images, labels, classes, ignore_value)
+    seen_classes = resolve_classes(seen) if seen is not None else None
+    model, meta = load_model(weights, device or _default_device())
+    extra = {"weights": str(weights), "adapter": meta.adapter, "clip_tag": meta.clip_tag}
+    results = []
+    with stderr_progress() as new_task:
+        for ds in datasets:
+            result = evaluate(
+                model, ds, protocol, limit=limit, miou_formula=miou_formula, seen_classes=seen_classes,
+                progress=new_task(f"{ds.name} ({min(limit or len(ds), len(ds))} images)"), extra=extra,
+            )
+            results.append(result)
+            if output_dir is not None:
+                result.write(output_dir / result.dataset)
+    tables = _single_result_tables(results[0], top) if len(results) == 1 else _multi_result_tables(results, protocol)
+    for table in tables:
+        out_console.print(table)
+    if output_dir is not None:
+        payload = {
+            **extra,
+            "protocol": protocol,
+            "miou_formula": miou_formula,
+            "split": split,
+            "limit": limit,
+            "datasets": [
+                {"dataset": r.dataset, "title": r.title, "num_images": r.num_images,
+                 **{k: r.to_json()[k] for k in ("mIoU", "fwIoU", "mAcc", "pAcc", "mIoU_by_formula", "seen_unseen")}}
+                for r in results
+            ],
+        }
+        atomic_write_text(output_dir / SUMMARY_FILE, json.dumps(payload, indent=2) + "\n")
+        err_console.print(f"metrics written to {output_dir}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("eval")(eval_command)
