@@ -1,0 +1,129 @@
+"""The ``model:`` section of a CAT-Seg config: presets, defaults and validation.
+
+The schema and its defaults are the ``model:`` section of ``configs/catseg-vit-b16.yaml`` (the documented
+file): any CAT-Seg model config is merged onto it, and keys it does not have are refused, so a typo never
+passes silently and weights files always store the complete, resolved config.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from infoclip.config import deep_merge, load_config
+from infoclip.errors import ConfigError
+
+CONFIG_DIR = Path(__file__).parent / "configs"
+SCHEMA_PRESET = "catseg-vit-b16"
+#: shipped presets, name -> YAML path
+PRESETS: dict[str, Path] = {p.stem: p for p in sorted(CONFIG_DIR.glob("*.yaml"))}
+
+
+@lru_cache(maxsize=1)
+def _schema() -> dict[str, Any]:
+    return load_config(PRESETS[SCHEMA_PRESET])["model"]
+
+
+def default_model_config() -> dict[str, Any]:
+    """A fresh copy of the complete default ``model:`` section (ViT-B/16, official values)."""
+    return deep_merge(_schema(), {})
+
+
+def preset_model_config(name: str) -> dict[str, Any]:
+    """The resolved ``model:`` section of a shipped preset (``catseg-vit-b16``, ``catseg-vit-l14-336``, ``catseg-tiny``)."""
+    if name not in PRESETS:
+        raise ConfigError(f"no CAT-Seg preset {name!r}; presets: {', '.join(sorted(PRESETS))}")
+    return resolve_model_config(load_config(PRESETS[name])["model"])
+
+
+def _unknown_keys(schema: Mapping[str, Any], given: Mapping[str, Any], prefix: str = "model.") -> list[str]:
+    unknown = []
+    for key, value in given.items():
+        if key not in schema:
+            unknown.append(prefix + str(key))
+        elif isinstance(schema[key], Mapping):
+            if not isinstance(value, Mapping):
+                raise ConfigError(f"{prefix}{key} must be a mapping, got {value!r}")
+            unknown.extend(_unknown_keys(schema[key], value, f"{prefix}{key}."))
+    return unknown
+
+
+def _fail(key: str, expected: str, value: Any) -> None:
+    raise ConfigError(f"model.{key} must be {expected}, got {value!r}")
+
+
+def _int(value: Any, key: str, minimum: int = 0) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        _fail(key, f"an integer >= {minimum}", value)
+    return value
+
+
+def _int_list(value: Any, key: str, length: int, minimum: int = 0) -> list[int]:
+    if not isinstance(value, (list, tuple)) or len(value) != length:
+        _fail(key, f"a list of {length} integers", value)
+    return [_int(v, key, minimum) for v in value]
+
+
+def resolve_model_config(config: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Merge ``config`` onto the defaults and check it.
+
+    Args:
+        config: a (possibly partial) ``model:`` section; ``None`` or ``{}`` gives the ViT-B/16 defaults.
+
+    Returns:
+        The complete config (a new dict).
+
+    Raises:
+        ConfigError: an unknown key or a value of the wrong kind (the message names the key).
+    """
+    config = dict(config or {})
+    unknown = _unknown_keys(_schema(), config)
+    if unknown:
+        raise ConfigError(f"unknown CAT-Seg model keys: {', '.join(unknown)} (see the catseg-vit-b16 preset for the schema)")
+    cfg = deep_merge(_schema(), config)
+    clip, agg, inf = cfg["clip"], cfg["aggregator"], cfg["inference"]
+    if not isinstance(clip["name"], str) or not clip["name"]:
+        _fail("clip.name", "an open_clip architecture name", clip["name"])
+    if clip["pretrained"] is not None and (not isinstance(clip["pretrained"], str) or not clip["pretrained"]):
+        _fail("clip.pretrained", "an open_clip tag, a weights file path, or null", clip["pretrained"])
+    if clip["init_seed"] is not None:
+        _int(clip["init_seed"], "clip.init_seed")
+    _int(clip["resolution"], "clip.resolution", 1)
+    _int_list(clip["guidance_layers"], "clip.guidance_layers", 2)
+    if clip["finetune"] not in ("attention", "none", "full"):
+        _fail("clip.finetune", "'attention', 'none' or 'full'", clip["finetune"])
+    for key in ("pixel_mean", "pixel_std"):
+        values = clip[key]
+        if not (isinstance(values, (list, tuple)) and len(values) == 3 and all(isinstance(v, (int, float)) for v in values)):
+            _fail(f"clip.{key}", "three numbers (R, G, B on the 0-255 scale)", values)
+    if any(v <= 0 for v in clip["pixel_std"]):
+        _fail("clip.pixel_std", "positive numbers", clip["pixel_std"])
+    templates = cfg["prompt_templates"]
+    if not (isinstance(templates, (list, tuple)) and templates and all(isinstance(t, str) and t.count("{}") == 1 for t in templates)):
+        _fail("prompt_templates", "a non-empty list of strings with exactly one '{}' each", templates)
+    for key in ("hidden_dim", "num_heads", "num_layers", "text_guidance_proj_dim", "appearance_guidance_proj_dim", "window_size"):
+        _int(agg[key], f"aggregator.{key}", 1)
+    _int(agg["pad_len"], "aggregator.pad_len")
+    _int(agg["decoder_chunk"], "aggregator.decoder_chunk")
+    for key in ("decoder_dims", "decoder_guidance_dims", "decoder_guidance_proj_dims", "pooling_train", "pooling_eval"):
+        _int_list(agg[key], f"aggregator.{key}", 2, 1)
+    if agg["attention_type"] not in ("linear", "full"):
+        _fail("aggregator.attention_type", "'linear' or 'full'", agg["attention_type"])
+    if not isinstance(cfg["loss"]["mask_ignore"], bool):
+        _fail("loss.mask_ignore", "true or false", cfg["loss"]["mask_ignore"])
+    if not isinstance(cfg["lpam_feeds_decoder"], bool):
+        _fail("lpam_feeds_decoder", "true or false", cfg["lpam_feeds_decoder"])
+    if cfg["lpam_residual"] not in ("ln_dot", "cosine"):
+        _fail("lpam_residual", "'ln_dot' or 'cosine'", cfg["lpam_residual"])
+    if cfg["lpam_feeds_decoder"] and len(templates) != 1:
+        raise ConfigError("model.lpam_feeds_decoder needs a single prompt template (the LPAM map has one channel)")
+    for key in ("size_divisibility", "test_short_side", "test_max_size", "sliding_kernel", "sliding_out_res", "views_per_batch"):
+        _int(inf[key], f"inference.{key}", 1)
+    overlap = inf["sliding_overlap"]
+    if isinstance(overlap, bool) or not isinstance(overlap, (int, float)) or not 0 <= overlap < 1:
+        _fail("inference.sliding_overlap", "a number in [0, 1)", overlap)
+    if inf["sliding_kernel"] > inf["sliding_out_res"]:
+        _fail("inference.sliding_kernel", f"at most inference.sliding_out_res ({inf['sliding_out_res']})", inf["sliding_kernel"])
+    return cfg

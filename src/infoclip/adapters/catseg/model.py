@@ -1,0 +1,540 @@
+"""CAT-Seg (CVPR'24 code) as an infoclip ``OVSSModel``, and its frozen InfoCLIP teacher.
+
+Module names mirror the official meta-architecture so that official checkpoints map by prefix:
+``clip_model`` (official ``sem_seg_head.predictor.clip_model``, open_clip key layout with split Q/K/V),
+``aggregator`` (official ``sem_seg_head.predictor.transformer``), ``upsample1`` / ``upsample2`` (same names).
+With ``lpam_feeds_decoder`` the model also owns the shared LPAM as ``lpam``.
+
+Building never downloads: CLIP starts from a seeded random init and ``load_pretrained_clip()`` loads the
+pretrained weights when a trainer starts from them; ``infoclip.weights.load_model`` replaces all weights.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from infoclip.adapters.catseg.aggregator import Aggregator
+from infoclip.adapters.catseg.config import resolve_model_config
+from infoclip.adapters.contract import DenseEmbeddings, OVSSModel, TrainOutput
+from infoclip.clip import build_clip, class_prompts, encode_image_dense, encode_text, get_tokenizer, load_clip_weights
+from infoclip.clip import normalize_images
+from infoclip.errors import AdapterError, ConfigError, InputError
+
+IGNORE_INDEX = -1  # infoclip.data.IGNORE_INDEX, repeated to keep the model importable without the data package
+_TEXT_CACHE_SIZE = 8
+PROTOCOLS = ("sliding", "whole")
+
+
+def set_clip_finetuning(clip_model: nn.Module, mode: str) -> None:
+    """Set ``requires_grad`` on CLIP's parameters by CAT-Seg's ``CLIP_FINETUNE`` rule.
+
+    ``"attention"``: only ``q_proj_weight`` and ``v_proj_weight`` of every block of both towers train
+    (K, the packed ``in_proj_bias``, ``out_proj``, MLPs, norms, embeddings, projections are frozen);
+    ``"none"``: all frozen; ``"full"``: all train.
+    """
+    for name, param in clip_model.named_parameters():
+        if mode == "full":
+            param.requires_grad_(True)
+        elif mode == "attention":
+            param.requires_grad_(".resblocks." in name and name.endswith(("attn.q_proj_weight", "attn.v_proj_weight")))
+        else:
+            param.requires_grad_(False)
+
+
+def clip_input(images: torch.Tensor, config: Mapping[str, Any], pad: bool = True) -> torch.Tensor:
+    """Images as CAT-Seg feeds them to CLIP: normalised, zero-padded to the size divisibility, resized.
+
+    Args:
+        images: (B, 3, H, W) float RGB in [0, 255].
+        config: a resolved CAT-Seg model config.
+        pad: pad to ``inference.size_divisibility`` (the official sliding window does not pad its crops).
+
+    Returns:
+        (B, 3, R, R) float, R = ``clip.resolution`` (bilinear, ``align_corners=False``, no antialias).
+    """
+    check_images(images, "images", 4)
+    x = normalize_images(images.float(), config["clip"]["pixel_mean"], config["clip"]["pixel_std"])
+    div = config["inference"]["size_divisibility"]
+    h, w = x.shape[-2:]
+    pad_h, pad_w = (-h) % div, (-w) % div
+    if pad and (pad_h or pad_w):  # detectron2's ImageList pads bottom/right with 0 after normalisation
+        x = F.pad(x, (0, pad_w, 0, pad_h))
+    r = config["clip"]["resolution"]
+    if tuple(x.shape[-2:]) != (r, r):
+        x = F.interpolate(x, size=(r, r), mode="bilinear", align_corners=False)
+    return x
+
+
+def check_images(images: Any, name: str, ndim: int) -> torch.Tensor:
+    layout = "(B, 3, H, W)" if ndim == 4 else "(3, H, W)"
+    if not isinstance(images, torch.Tensor) or images.ndim != ndim or images.shape[-3] != 3:
+        shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
+        raise InputError(f"{name} must be a {layout} RGB tensor with values in [0, 255], got {shape}")
+    if not (images.is_floating_point() or images.dtype == torch.uint8):
+        raise InputError(f"{name} must be float (or uint8) RGB in [0, 255], got dtype {images.dtype}")
+    return images
+
+
+def check_class_names(class_names: Any) -> list[str]:
+    if isinstance(class_names, str) or not isinstance(class_names, Sequence) or not class_names:
+        raise InputError("class names must be a non-empty list of strings")
+    return list(class_names)
+
+
+class _TextEncoder:
+    """Prompted class-name embeddings of one CLIP, cached per class list when the caller allows it."""
+
+    def __init__(self, clip_name: str, templates: Sequence[str]) -> None:
+        self.tokenizer = get_tokenizer(clip_name)
+        self.templates = list(templates)
+        self.cache: OrderedDict[tuple[str, ...], torch.Tensor] = OrderedDict()
+        self.tokens: OrderedDict[tuple[str, ...], torch.Tensor] = OrderedDict()
+
+    def clear(self) -> None:
+        self.cache.clear()
+
+    def __call__(self, clip_model: nn.Module, class_names: Sequence[str], cached: bool) -> torch.Tensor:
+        """(T, P, E) L2-normalised embeddings; with ``cached`` computed once per class list without autograd."""
+        key = tuple(check_class_names(class_names))
+        device = clip_model.token_embedding.weight.device
+        if cached and key in self.cache and self.cache[key].device == device:
+            self.cache.move_to_end(key)
+            return self.cache[key]
+        if key not in self.tokens:
+            self.tokens[key] = self.tokenizer(class_prompts(key, self.templates))
+            if len(self.tokens) > _TEXT_CACHE_SIZE:
+                self.tokens.popitem(last=False)
+        tokens = self.tokens[key].to(device)
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not cached):
+            text = F.normalize(encode_text(clip_model, tokens), dim=-1).reshape(len(key), len(self.templates), -1)
+        if cached:
+            self.cache[key] = text
+            if len(self.cache) > _TEXT_CACHE_SIZE:
+                self.cache.popitem(last=False)
+        return text
+
+
+def _dense_text(text: torch.Tensor) -> torch.Tensor:
+    """(T, P, E) normalised prompt embeddings -> (T, E): template mean, re-normalised (P = 1: unchanged)."""
+    return text[:, 0] if text.shape[1] == 1 else F.normalize(text.mean(dim=1), dim=-1)
+
+
+class CATSeg(OVSSModel):
+    """CAT-Seg: fine-tuned CLIP (dense) + cost aggregation, trained with per-class BCE.
+
+    Args:
+        config: a ``model:`` section (partial configs are merged onto the ViT-B/16 defaults, see
+            ``configs/catseg-vit-b16.yaml``).
+
+    Shapes (ViT-B/16 at 384; ``h = w = resolution / patch``): CLIP tokens (B, 1 + h*w, E), guidance taps
+    (B, 1 + h*w, width), logits (B, T, 4h, 4w).
+    """
+
+    adapter_name = "catseg"
+
+    def __init__(self, config: Mapping[str, Any] | None = None) -> None:
+        super().__init__()
+        cfg = resolve_model_config(config)
+        self.config = cfg
+        clip_cfg, agg = cfg["clip"], cfg["aggregator"]
+        self.clip_model = build_clip(clip_cfg["name"], init_seed=clip_cfg["init_seed"])
+        visual = self.clip_model.visual
+        patch = visual.patch_size[0]
+        width = visual.conv1.out_channels
+        embed = visual.proj.shape[1]
+        depth = len(visual.transformer.resblocks)
+        resolution = clip_cfg["resolution"]
+        if resolution % patch:
+            raise ConfigError(f"model.clip.resolution {resolution} is not a multiple of the patch size {patch}")
+        self.grid = (resolution // patch, resolution // patch)
+        self.guidance_layers = tuple(clip_cfg["guidance_layers"])
+        if not all(0 <= i < depth - 1 for i in self.guidance_layers):
+            raise ConfigError(
+                f"model.clip.guidance_layers {list(self.guidance_layers)} must be blocks 0..{depth - 2} of the "
+                f"{depth}-block image tower (the last block is the dense one)"
+            )
+        templates = cfg["prompt_templates"]
+        self.aggregator = Aggregator(
+            text_guidance_dim=embed,
+            text_guidance_proj_dim=agg["text_guidance_proj_dim"],
+            appearance_guidance_dim=embed,
+            appearance_guidance_proj_dim=agg["appearance_guidance_proj_dim"],
+            decoder_dims=agg["decoder_dims"],
+            decoder_guidance_dims=agg["decoder_guidance_dims"],
+            decoder_guidance_proj_dims=agg["decoder_guidance_proj_dims"],
+            num_layers=agg["num_layers"],
+            num_heads=agg["num_heads"],
+            hidden_dim=agg["hidden_dim"],
+            feature_resolution=self.grid,
+            window_size=agg["window_size"],
+            pooling_train=agg["pooling_train"],
+            pooling_eval=agg["pooling_eval"],
+            attention_type=agg["attention_type"],
+            prompt_channel=len(templates),
+            pad_len=agg["pad_len"],
+            decoder_chunk=agg["decoder_chunk"],
+        )
+        self.upsample1 = nn.ConvTranspose2d(width, agg["decoder_guidance_dims"][0], kernel_size=2, stride=2)
+        self.upsample2 = nn.ConvTranspose2d(width, agg["decoder_guidance_dims"][1], kernel_size=4, stride=4)
+        self.lpam: nn.Module | None = None
+        if cfg["lpam_feeds_decoder"]:
+            from infoclip.core import LPAM
+
+            self.lpam = LPAM(embed, residual=cfg["lpam_residual"])
+        self._text = _TextEncoder(clip_cfg["name"], templates)
+        set_clip_finetuning(self.clip_model, clip_cfg["finetune"])
+
+    # ------------------------------------------------------------------ housekeeping
+    def model_config(self) -> dict[str, Any]:
+        """The complete resolved ``model:`` config (stored in weights files; rebuilds this architecture)."""
+        return resolve_model_config(self.config)
+
+    @property
+    def clip_tag(self) -> str:
+        """``"<open_clip name>:<pretrained>"``, e.g. ``"ViT-B-16-quickgelu:openai"`` (``:random`` for null)."""
+        clip_cfg = self.config["clip"]
+        return f"{clip_cfg['name']}:{clip_cfg['pretrained'] or 'random'}"
+
+    def train(self, mode: bool = True) -> CATSeg:
+        """Switch training/evaluation behaviour: class-aggregation pooling (2x2 / 1x1 by default) and the text
+        cache (cleared on every switch, since training changes the text encoder)."""
+        self._text.clear()
+        return super().train(mode)
+
+    def _apply(self, fn, *args, **kwargs):  # noqa: ANN001 - nn.Module's signature
+        self._text.clear()
+        return super()._apply(fn, *args, **kwargs)
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):  # noqa: ANN001
+        self._text.clear()
+        return super().load_state_dict(state_dict, strict=strict, assign=assign)
+
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """Recompute CLIP block activations in backward (saves memory in training)."""
+        self.clip_model.set_grad_checkpointing(enable)
+
+    def load_pretrained_clip(self, cache_dir: str | None = None) -> Path | None:
+        """Load the pretrained CLIP weights named by ``model.clip.pretrained`` (tag or file); may download.
+
+        Returns the weights file read, or ``None`` when ``pretrained`` is null (the seeded random init stays).
+
+        Raises:
+            WeightsNotFoundError: not cached and cannot be downloaded (the message says what to fetch).
+        """
+        clip_cfg = self.config["clip"]
+        if not clip_cfg["pretrained"]:
+            return None
+        self._text.clear()
+        return load_clip_weights(self.clip_model, clip_cfg["name"], clip_cfg["pretrained"], cache_dir)
+
+    def parameter_summary(self) -> str:
+        """A text table of trainable and frozen parameters per part (printed by the CLI at start-up)."""
+        return parameter_table(self)
+
+    # ------------------------------------------------------------------ forward passes
+    def encode_classes(self, class_names: Sequence[str]) -> torch.Tensor:
+        """(T, P, E) L2-normalised prompt embeddings; cached per class list in eval mode, recomputed with
+        gradients in training mode (the text encoder's Q/V train)."""
+        return self._text(self.clip_model, class_names, cached=not self.training)
+
+    def encode_image(self, images: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Dense CLIP tokens (B, 1 + h*w, E) and the guidance taps of CLIP-ready images (B, 3, R, R)."""
+        return encode_image_dense(self.clip_model, images, self.guidance_layers)
+
+    def _grid_map(self, tokens: torch.Tensor) -> torch.Tensor:
+        """(B, 1 + h*w, C) tokens -> (B, C, h, w) map of the patch tokens (CLS dropped)."""
+        b, _, c = tokens.shape
+        return tokens[:, 1:].transpose(1, 2).reshape(b, c, *self.grid)
+
+    def _logits(
+        self, tokens: torch.Tensor, taps: Sequence[torch.Tensor], text: torch.Tensor, corr: torch.Tensor | None
+    ) -> torch.Tensor:
+        img = self._grid_map(tokens)
+        guidance = [img, self.upsample1(self._grid_map(taps[0])), self.upsample2(self._grid_map(taps[1]))]
+        text_feats = text.unsqueeze(0).expand(tokens.shape[0], -1, -1, -1)
+        return self.aggregator(img, text_feats, guidance, corr)
+
+    def _resolve_lpam(self, lpam: nn.Module | None) -> nn.Module | None:
+        if not self.config["lpam_feeds_decoder"]:
+            return None  # the LPAM is training-only: it feeds the losses, never the decoder
+        if lpam is not None and lpam is not self.lpam:
+            raise AdapterError(
+                "with model.lpam_feeds_decoder the model owns the shared LPAM: build the InfoCLIP objective "
+                "with model.lpam and pass that one (or None)"
+            )
+        return self.lpam
+
+    def _forward(
+        self, clip_images: torch.Tensor, class_names: Sequence[str], lpam: nn.Module | None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        text = self.encode_classes(class_names)
+        tokens, taps = self.encode_image(clip_images)
+        image = tokens[:, 1:]
+        alignment = None
+        corr = None
+        lpam = self._resolve_lpam(lpam)
+        if lpam is not None:
+            alignment = lpam(image, _dense_text(text))  # (B, h*w, T)
+            b, _, t = alignment.shape
+            corr = alignment.transpose(1, 2).reshape(b, 1, t, *self.grid)
+        return self._logits(tokens, taps, text, corr), image, text, alignment
+
+    def forward(self, images: torch.Tensor, class_names: Sequence[str]) -> torch.Tensor:
+        """Logits of CLIP-sized views. images (B, 3, H, W) float RGB in [0, 255] -> (B, T, 4h, 4w) float
+        (96 x 96 for the official configs). Behaviour follows ``train()`` / ``eval()`` (pooling, text cache)."""
+        return self._forward(clip_input(images, self.config), class_names, None)[0]
+
+    def forward_train(
+        self, images: torch.Tensor, class_names: Sequence[str], lpam: nn.Module | None = None
+    ) -> TrainOutput:
+        """Training forward: logits and the student's embeddings of the same pass.
+
+        Args:
+            images: (B, 3, H, W) float RGB in [0, 255], cropped (384 x 384 in the recipe).
+            class_names: the T training class names.
+            lpam: with ``model.lpam_feeds_decoder``, the shared LPAM (must be ``model.lpam``; ``None`` uses it);
+                its map R^S (B, h*w, T) replaces the cosine cost volume and is returned as ``alignment``.
+                Ignored otherwise (the LPAM then only feeds the InfoCLIP losses).
+
+        Returns:
+            ``TrainOutput(logits (B, T, 4h, 4w), DenseEmbeddings(image (B, h*w, E) = CLIP's projected dense
+            patch tokens before L2 normalisation, grid (h, w), text (T, E) L2-normalised), alignment)``.
+        """
+        logits, image, text, alignment = self._forward(clip_input(images, self.config), class_names, lpam)
+        return TrainOutput(logits, DenseEmbeddings(image, self.grid, _dense_text(text)), alignment)
+
+    def task_loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """CAT-Seg's loss: per-pixel, per-class BCE with logits against one-hot targets, mean over all.
+
+        Logits are upsampled bilinearly (``align_corners=False``) to the label size first. Pixels labelled
+        ``IGNORE_INDEX`` (-1) count as all-negative targets (official behaviour), or are left out of the
+        mean when ``model.loss.mask_ignore`` is true.
+
+        Args:
+            logits: (B, T, h, w) float.
+            labels: (B, H, W) int64 in {-1, 0, ..., T-1}.
+
+        Returns:
+            Scalar float loss.
+        """
+        if logits.ndim != 4 or labels.ndim != 3 or labels.shape[0] != logits.shape[0]:
+            raise InputError(f"task_loss needs logits (B, T, h, w) and labels (B, H, W), got {tuple(logits.shape)} and {tuple(labels.shape)}")
+        if labels.dtype != torch.long:
+            raise InputError(f"labels must be int64, got {labels.dtype}")
+        t = logits.shape[1]
+        if labels.numel() and (labels.min() < IGNORE_INDEX or labels.max() >= t):
+            raise InputError(f"labels must lie in [-1, {t - 1}] for {t} classes, got values in [{int(labels.min())}, {int(labels.max())}]")
+        logits = F.interpolate(logits, size=labels.shape[-2:], mode="bilinear", align_corners=False)
+        valid = labels != IGNORE_INDEX
+        # BCE(x, y) = softplus(x) - x * y; with one-hot y only the labelled class's logit enters the second term.
+        picked = logits.gather(1, labels.clamp(min=0).unsqueeze(1)).squeeze(1)
+        positive = (picked * valid).sum()
+        softplus = F.softplus(logits).sum(dim=1)
+        if self.config["loss"]["mask_ignore"]:
+            count = valid.sum() * t
+            return ((softplus * valid).sum() - positive) / count.clamp(min=1)
+        return (softplus.sum() - positive) / (labels.numel() * t)
+
+    # ------------------------------------------------------------------ prediction
+    @torch.no_grad()
+    def predict(self, image: torch.Tensor, class_names: Sequence[str], protocol: str = "sliding") -> torch.Tensor:
+        """Per-class probabilities of one image with the official evaluation protocol (catseg-reference §3.1).
+
+        Steps: detectron2's ``ResizeShortestEdge(640, max 2560)`` on the 8-bit image (PIL bilinear; the input
+        is rounded to 8 bits as the official loader reads JPEG/PNG); then
+
+        * ``"sliding"``: squash to 640 x 640, four 384 crops with stride 256 plus the whole image at 384 as a
+          global view, logits upsampled to 384 and passed through a sigmoid, crops folded (averaged where they
+          overlap) and averaged 50/50 with the global view;
+        * ``"whole"``: zero-pad to a multiple of 32, resize to the CLIP resolution, sigmoid;
+
+        then bilinear resize to the original size. Classes beyond ``pad_len`` go through the per-view
+        top-``pad_len`` preselection (the others get probability sigmoid(-100)). Runs in eval mode (restored).
+
+        Args:
+            image: (3, H, W) float (or uint8) RGB in [0, 255].
+            class_names: T class names.
+            protocol: ``"sliding"`` or ``"whole"``.
+
+        Returns:
+            (T, H, W) float32 probabilities in [0, 1].
+        """
+        check_images(image, "image", 3)
+        names = check_class_names(class_names)
+        if protocol not in PROTOCOLS:
+            raise InputError(f"protocol must be one of {', '.join(PROTOCOLS)}, got {protocol!r}")
+        height, width = image.shape[-2:]
+        was_training = self.training
+        self.eval()
+        try:
+            inf = self.config["inference"]
+            device = next(self.parameters()).device
+            resized = resize_shortest_edge(image, inf["test_short_side"], inf["test_max_size"]).to(device)
+            if protocol == "sliding":
+                probs = self._predict_sliding(resized, names)
+            else:
+                logits = self(resized.unsqueeze(0), names)
+                probs = logits.sigmoid()
+            out = F.interpolate(probs, size=(height, width), mode="bilinear", align_corners=False)[0]
+        finally:
+            self.train(was_training)
+        return out.float()
+
+    def _predict_sliding(self, image: torch.Tensor, class_names: list[str]) -> torch.Tensor:
+        """image (3, h, w) float 0-255 -> (1, T, out_res, out_res) averaged probabilities."""
+        inf = self.config["inference"]
+        kernel, out_res = inf["sliding_kernel"], inf["sliding_out_res"]
+        stride = int(kernel * (1 - inf["sliding_overlap"]))
+        x = image.unsqueeze(0)
+        square = F.interpolate(x, size=(out_res, out_res), mode="bilinear", align_corners=False)
+        starts = list(range(0, out_res - kernel + 1, stride))
+        offsets = [(top, left) for top in starts for left in starts]  # nn.Unfold's row-major order
+        views = [square[..., top : top + kernel, left : left + kernel] for top, left in offsets]
+        views.append(F.interpolate(x, size=(kernel, kernel), mode="bilinear", align_corners=False))
+        batch = torch.cat(views, dim=0)
+        t = len(class_names)
+        local = batch.new_zeros(1, t, out_res, out_res)
+        count = batch.new_zeros(1, 1, out_res, out_res)
+        global_probs = None
+        step = self.config["inference"]["views_per_batch"]
+        for first in range(0, batch.shape[0], step):
+            logits = self._forward(clip_input(batch[first : first + step], self.config, pad=False), class_names, None)[0]
+            for j in range(logits.shape[0]):
+                probs = F.interpolate(logits[j : j + 1], size=(kernel, kernel), mode="bilinear", align_corners=False).sigmoid()
+                index = first + j
+                if index == len(offsets):
+                    global_probs = F.interpolate(probs, size=(out_res, out_res), mode="bilinear", align_corners=False)
+                else:
+                    top, left = offsets[index]
+                    local[..., top : top + kernel, left : left + kernel] += probs
+                    count[..., top : top + kernel, left : left + kernel] += 1
+        return (local / count + global_probs) / 2
+
+
+def resize_shortest_edge(image: torch.Tensor, short: int, max_size: int) -> torch.Tensor:
+    """detectron2's test-time ``ResizeShortestEdge`` on an 8-bit image: (3, H, W) -> (3, h, w) float 0-255.
+
+    The new size is ``short`` on the short side (long side scaled, capped at ``max_size``, rounded half up);
+    resampling is PIL's bilinear on uint8 (antialiased when shrinking), exactly as detectron2 does for the
+    uint8 images its loader reads. Returns the image unchanged in size when it already fits.
+    """
+    from PIL import Image
+
+    h, w = image.shape[-2:]
+    scale = short / min(h, w)
+    new_h, new_w = (short, scale * w) if h < w else (scale * h, short)
+    if max(new_h, new_w) > max_size:
+        shrink = max_size / max(new_h, new_w)
+        new_h, new_w = new_h * shrink, new_w * shrink
+    new_h, new_w = int(new_h + 0.5), int(new_w + 0.5)
+    pixels = image.detach().float().round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+    if (new_h, new_w) != (h, w):
+        pixels = np.asarray(Image.fromarray(pixels).resize((new_w, new_h), Image.BILINEAR))
+    return torch.from_numpy(np.array(pixels, dtype=np.uint8)).permute(2, 0, 1).float()
+
+
+def parameter_table(model: CATSeg) -> str:
+    """Trainable / frozen parameter counts per part of a ``CATSeg`` model, as an aligned text table."""
+    parts: OrderedDict[str, list[int]] = OrderedDict(
+        (label, [0, 0]) for label in ("CLIP image tower", "CLIP text tower", "aggregator", "guidance upsamplers", "LPAM")
+    )
+    trained_kinds: set[str] = set()
+    for name, param in model.named_parameters():
+        if name.startswith("clip_model.visual."):
+            label = "CLIP image tower"
+        elif name.startswith("clip_model."):
+            label = "CLIP text tower"
+        elif name.startswith("aggregator."):
+            label = "aggregator"
+        elif name.startswith("upsample"):
+            label = "guidance upsamplers"
+        else:
+            label = "LPAM"
+        parts[label][0 if param.requires_grad else 1] += param.numel()
+        if param.requires_grad and name.startswith("clip_model."):
+            trained_kinds.add(name.rsplit(".", 1)[-1])
+    rows = [(label, tr, fr) for label, (tr, fr) in parts.items() if tr or fr]
+    total_tr, total_fr = sum(r[1] for r in rows), sum(r[2] for r in rows)
+    rows.append(("total", total_tr, total_fr))
+    head = ("part", "trainable", "frozen", "total")
+    cells = [head] + [(label, f"{tr:,}", f"{fr:,}", f"{tr + fr:,}") for label, tr, fr in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(4)]
+    lines = ["  ".join(c.ljust(widths[0]) if i == 0 else c.rjust(widths[i]) for i, c in enumerate(row)) for row in cells]
+    lines.insert(1, "-" * len(lines[0]))
+    lines.insert(len(lines) - 1, "-" * len(lines[0]))
+    mode = model.config["clip"]["finetune"]
+    kinds = ", ".join(sorted(trained_kinds)) or "none"
+    lines.append(f"CLIP fine-tuning: {mode} (trainable CLIP tensors: {kinds})")
+    return "\n".join(lines)
+
+
+class CATSegTeacher(nn.Module):
+    """InfoCLIP's teacher for CAT-Seg: a frozen pretrained CLIP run exactly as the student runs its own
+    (same normalisation, padding, resolution, dense last block, prompts). Always in eval mode, never
+    trained (no parameter requires grad), never exported.
+
+    Args:
+        config: the student's resolved model config.
+        clip_model: the CLIP to freeze (from ``build_clip``, pretrained weights loaded).
+    """
+
+    def __init__(self, config: Mapping[str, Any], clip_model: nn.Module) -> None:
+        super().__init__()
+        self.config = resolve_model_config(config)
+        self.clip_model = clip_model
+        self.clip_model.requires_grad_(False)
+        patch = clip_model.visual.patch_size[0]
+        resolution = self.config["clip"]["resolution"]
+        self.grid = (resolution // patch, resolution // patch)
+        self._text = _TextEncoder(self.config["clip"]["name"], self.config["prompt_templates"])
+        super().train(False)
+
+    def train(self, mode: bool = True) -> CATSegTeacher:
+        """The teacher stays in eval mode whatever is asked."""
+        return super().train(False)
+
+    def _apply(self, fn, *args, **kwargs):  # noqa: ANN001
+        self._text.clear()
+        return super()._apply(fn, *args, **kwargs)
+
+    @torch.no_grad()
+    def forward(self, images: torch.Tensor, class_names: Sequence[str]) -> DenseEmbeddings:
+        """Teacher embeddings: images (B, 3, H, W) float RGB in [0, 255] -> ``DenseEmbeddings(image
+        (B, h*w, E) projected dense patch tokens before L2 normalisation, grid (h, w), text (T, E)
+        L2-normalised, cached per class list)``."""
+        text = self._text(self.clip_model, class_names, cached=True)
+        tokens, _ = encode_image_dense(self.clip_model, clip_input(images, self.config))
+        return DenseEmbeddings(tokens[:, 1:], self.grid, _dense_text(text))
+
+
+def build_model(model_config: Mapping[str, Any] | None) -> CATSeg:
+    """``Adapter.build_model``: the CAT-Seg student with random weights (no download; see ``load_pretrained_clip``)."""
+    return CATSeg(model_config)
+
+
+def build_teacher(model_config: Mapping[str, Any] | None, student: OVSSModel | None = None) -> CATSegTeacher:
+    """``Adapter.build_teacher``: the frozen pretrained CLIP, on the student's device.
+
+    With ``clip.pretrained`` set the pretrained weights are loaded (downloaded if needed). With
+    ``pretrained: null`` the teacher is the seeded random init (``clip.init_seed``), i.e. exactly the
+    student's CLIP as it was built, before any training, also when a run resumes.
+    """
+    cfg = resolve_model_config(model_config)
+    clip_cfg = cfg["clip"]
+    clip_model = build_clip(clip_cfg["name"], init_seed=clip_cfg["init_seed"])
+    if clip_cfg["pretrained"]:
+        load_clip_weights(clip_model, clip_cfg["name"], clip_cfg["pretrained"])
+    teacher = CATSegTeacher(cfg, clip_model)
+    if student is not None:
+        param = next(student.parameters(), None)
+        if param is not None:
+            teacher = teacher.to(param.device)
+    return teacher
