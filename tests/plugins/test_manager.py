@@ -32,20 +32,31 @@ def test_hook_infoclip_register_adapters(installed_toy):
     assert probs.shape == (3, 16, 16) and torch.allclose(probs.sum(0), torch.ones(16, 16))
 
 
-def test_hook_infoclip_register_datasets():
-    from infoclip.data import registry
+def test_hook_infoclip_register_datasets(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from infoclip.data.registry import DatasetSpec, SplitLayout, get_dataset, registered_datasets
+
+    (tmp_path / "img").mkdir()
+    (tmp_path / "lbl").mkdir()
+    Image.fromarray(np.full((6, 8, 3), 90, np.uint8)).save(tmp_path / "img" / "a.jpg")
+    Image.fromarray(np.array([[0, 1, 255, 1, 0, 0, 0, 0]] * 6, np.uint8)).save(tmp_path / "lbl" / "a.png")
 
     class Plugin:
         @staticmethod
         @hookspecs.hookimpl
         def infoclip_register_datasets():
-            spec = registry.DatasetSpec.__new__(registry.DatasetSpec)
-            return [spec]
+            layout = {"val": SplitLayout(images="img", labels="lbl")}
+            return [DatasetSpec(name="toyset", title="Toy", class_names=("sky", "tree"), splits=layout, base=tmp_path)]
 
-    pm = get_plugin_manager()
-    pm.register(Plugin(), name="extra-datasets")
-    results = pm.hook.infoclip_register_datasets()
-    assert any(isinstance(item, registry.DatasetSpec) for batch in results for item in batch)
+    get_plugin_manager().register(Plugin(), name="extra-datasets")
+    assert "toyset" in registered_datasets() and "ade150" in registered_datasets()
+    ds = get_dataset("toyset")
+    sample = ds[0]
+    assert len(ds) == 1 and list(ds.class_names) == ["sky", "tree"]
+    assert sample.image.shape == (6, 8, 3) and sample.label.dtype == np.int64
+    assert sample.label[0].tolist() == [0, 1, -1, 1, 0, 0, 0, 0], "on-disk 255 becomes IGNORE_INDEX"
 
 
 def test_every_hook_has_a_test():

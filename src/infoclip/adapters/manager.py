@@ -48,10 +48,8 @@ def _new_plugin_manager() -> pluggy.PluginManager:
     for module_name in DEFAULT_PLUGINS:
         try:
             module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name == module_name:
-                continue  # a built-in plugin not shipped in this build
-            raise AdapterError(f"built-in plugin {module_name} failed to import: {exc}") from exc
+        except ImportError as exc:
+            raise AdapterError(f"built-in plugin {module_name} failed to import: {exc}; reinstall infoclip") from exc
         pm.register(module, name=module_name)
     if os.environ.get("INFOCLIP_DISABLE_PLUGIN_AUTOLOAD", "") in ("", "0"):
         for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
@@ -95,8 +93,12 @@ def reset_plugin_manager() -> None:
     _pm = None
 
 
-def _call_collect(hook_name: str) -> list[tuple[str, object]]:
-    """Call ``hook_name`` on every plugin separately, so an error names the plugin that raised it."""
+def collect_hook_results(hook_name: str) -> list[tuple[str, object]]:
+    """Call the argument-less hook ``hook_name`` on every plugin separately and flatten the returned lists.
+
+    Returns ``(plugin_name, item)`` pairs. Calling each implementation on its own (rather than through
+    ``pm.hook``) lets an exception name the plugin that raised it.
+    """
     pm = get_plugin_manager()
     caller = getattr(pm.hook, hook_name)
     results: list[tuple[str, object]] = []
@@ -115,7 +117,7 @@ def _call_collect(hook_name: str) -> list[tuple[str, object]]:
 def adapters() -> dict[str, Adapter]:
     """All registered adapters by name, filtered by ``INFOCLIP_LOAD_ADAPTERS`` when it is set."""
     found: dict[str, Adapter] = {}
-    for plugin_name, adapter in _call_collect("infoclip_register_adapters"):
+    for plugin_name, adapter in collect_hook_results("infoclip_register_adapters"):
         if not isinstance(adapter, Adapter):
             raise AdapterError(
                 f"plugin {plugin_name!r} returned {type(adapter).__name__} from infoclip_register_adapters; "
@@ -157,7 +159,7 @@ def plugin_info() -> list[PluginInfo]:
 
     pm = get_plugin_manager()
     by_plugin: dict[str, list[str]] = {}
-    for plugin_name, adapter in _call_collect("infoclip_register_adapters"):
+    for plugin_name, adapter in collect_hook_results("infoclip_register_adapters"):
         by_plugin.setdefault(plugin_name, []).append(getattr(adapter, "name", "?"))
     rows = []
     for name, plugin in pm.list_name_plugin():

@@ -132,10 +132,10 @@ class DatasetSpec:
 
 def registered_datasets() -> dict[str, DatasetSpec]:
     """Every dataset contributed by plugins, by name (the seven benchmarks come from the built-in plugin)."""
-    from infoclip.adapters.manager import _call_collect
+    from infoclip.adapters.manager import collect_hook_results
 
     found: dict[str, DatasetSpec] = {}
-    for plugin_name, spec in _call_collect("infoclip_register_datasets"):
+    for plugin_name, spec in collect_hook_results("infoclip_register_datasets"):
         if not isinstance(spec, DatasetSpec):
             raise DatasetError(
                 f"plugin {plugin_name!r} returned {type(spec).__name__} from infoclip_register_datasets; "
