@@ -28,7 +28,7 @@ import torch
 
 from infoclip.errors import InputError
 from infoclip.io_utils import atomic_write, atomic_write_text
-from infoclip.segmentation.classes import display_name, parse_classes
+from infoclip.segmentation.classes import parse_classes
 from infoclip.segmentation.images import image_name, load_image
 from infoclip.segmentation.overlay import draw_overlay, pixel_shares
 
@@ -135,7 +135,7 @@ class SegmentationResult:
         protocol: ``"sliding"`` or ``"whole"``.
         source: what produced it: the weights path, or ``"training-free baseline: MODEL:TAG"``.
         name: the stem used for output files (the image file's stem, ``"image"`` for in-memory images).
-        template: the prompt template used, or ``None`` for the model's own.
+        template: the prompt template used (``None`` when the model uses several or does not say).
         precision: ``"fp32"``, ``"bf16"`` or ``"fp16"``.
         device: the device it ran on.
         seconds: wall time of the prediction (model only, not loading or writing).
@@ -286,7 +286,6 @@ class Segmenter:
         self.source = source
         self.precision = precision
         self.protocol = protocol
-        self.template = None
         if template is not None:
             self.set_template(template)
 
@@ -346,11 +345,13 @@ class Segmenter:
         """Use ``template`` (must contain ``{}`` once) to turn class names into prompts."""
         if not isinstance(template, str) or template.count("{}") != 1:
             raise InputError(f"a prompt template must contain {{}} exactly once, e.g. 'a photo of a {{}}.', got {template!r}")
-        setter = getattr(self.model, "set_prompt_template", None)
-        if setter is None:
-            raise InputError(f"the model of {self.source} does not support changing its prompt template")
-        setter(template)
-        self.template = template
+        set_prompt_template(self.model, template, self.source)
+
+    @property
+    def template(self) -> str | None:
+        """The prompt template the model uses now (``None`` when it has several or does not say)."""
+        templates = prompt_templates(self.model)
+        return templates[0] if len(templates) == 1 else None
 
     @torch.inference_mode()
     def predict(
@@ -378,7 +379,7 @@ class Segmenter:
             raise InputError(f"unknown protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
         class_names = parse_classes(classes)
         array = load_image(image)
-        tensor = torch.from_numpy(array).to(self.device).permute(2, 0, 1).float()
+        tensor = torch.tensor(array, device=self.device).permute(2, 0, 1).float()  # a copy: PIL arrays are read-only
         start = time.perf_counter()
         with autocast(self.device, self.precision):
             probs = self.model.predict(tensor, class_names, protocol=protocol)
@@ -420,6 +421,36 @@ class Segmenter:
         return f"Segmenter({self.source!r}, device={str(self.device)!r}, precision={self.precision!r}, protocol={self.protocol!r})"
 
 
-def display_names(classes: Sequence[str]) -> list[str]:
-    """The names shown for classes in tables and legends (first synonym of each)."""
-    return [display_name(c) for c in classes]
+def prompt_templates(model: torch.nn.Module) -> list[str]:
+    """The prompt templates a model turns class names into (empty when it does not say)."""
+    if isinstance(getattr(model, "template", None), str):
+        return [model.template]  # type: ignore[list-item]
+    config = getattr(model, "config", None)
+    templates = config.get("prompt_templates") if isinstance(config, dict) else None
+    return list(templates) if isinstance(templates, (list, tuple)) else []
+
+
+def set_prompt_template(model: torch.nn.Module, template: str, source: str = "this model") -> None:
+    """Make ``model`` prompt with ``template``: its ``set_prompt_template`` method, or CAT-Seg's text encoder.
+
+    Raises:
+        InputError: the model has no known way to change its prompts, or was trained with several templates
+            (their number is part of the CAT-Seg architecture, so one template cannot replace them).
+    """
+    setter = getattr(model, "set_prompt_template", None)
+    if callable(setter):
+        setter(template)
+        return
+    # CATSeg (infoclip.adapters.catseg) keeps its templates in config["prompt_templates"] and builds its
+    # prompt encoder from them; until it offers set_prompt_template, swap both (P stays 1).
+    encoder = getattr(model, "_text", None)
+    current = prompt_templates(model)
+    if encoder is None or not current:
+        raise InputError(f"the model of {source} does not support changing its prompt template")
+    if len(current) != 1:
+        raise InputError(
+            f"the model of {source} uses {len(current)} prompt templates (part of its architecture); "
+            "--template can only replace a single one"
+        )
+    model.config["prompt_templates"] = [template]  # type: ignore[index]
+    model._text = type(encoder)(model.config["clip"]["name"], [template])  # type: ignore[index]

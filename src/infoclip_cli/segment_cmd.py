@@ -1,0 +1,251 @@
+"""``infoclip segment``: segment your own images with your own class names, and see the result."""
+
+from __future__ import annotations
+
+import glob
+from collections.abc import Sequence
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+
+from infoclip_cli.app import err_console, out_console
+
+_GLOB_CHARS = set("*?[")
+_TABLE_ROWS = 10
+
+
+class Precision(str, Enum):
+    fp32 = "fp32"
+    bf16 = "bf16"
+    fp16 = "fp16"
+
+
+class Protocol(str, Enum):
+    sliding = "sliding"
+    whole = "whole"
+
+
+def collect_images(inputs: Sequence[str]) -> tuple[list[Path], list[str]]:
+    """Expand files, folders (their image files, not recursive) and glob patterns into image paths.
+
+    Returns ``(paths, problems)``: paths in the order given (folders and globs sorted), each file once;
+    one problem line per input that yields nothing.
+    """
+    from infoclip.segmentation.images import IMAGE_EXTENSIONS
+
+    paths: list[Path] = []
+    problems: list[str] = []
+    seen: set[Path] = set()
+
+    def add(path: Path) -> None:
+        key = path.resolve()
+        if key not in seen:
+            seen.add(key)
+            paths.append(path)
+
+    for item in inputs:
+        path = Path(item).expanduser()
+        if path.is_dir():
+            found = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+            if not found:
+                problems.append(f"{path}: folder holds no images ({', '.join(sorted(IMAGE_EXTENSIONS))})")
+            for p in found:
+                add(p)
+        elif path.exists() or not (_GLOB_CHARS & set(item)):
+            add(path)  # a missing file is reported by name when it is read, with the other images still run
+        else:
+            matches = sorted(Path(p) for p in glob.glob(str(path), recursive=True))
+            files = [p for p in matches if p.is_file()]
+            if not files:
+                problems.append(f"{item}: no file matches this pattern")
+            for p in files:
+                add(p)
+    return paths, problems
+
+
+def output_stems(paths: Sequence[Path]) -> list[str]:
+    """One output stem per image: the file stem, with ``-2``, ``-3``... when two images share a stem."""
+    counts: dict[str, int] = {}
+    stems = []
+    taken = set()
+    for path in paths:
+        stem = path.stem or "image"
+        n = counts.get(stem, 0)
+        candidate = stem if n == 0 else f"{stem}-{n + 1}"
+        while candidate in taken:
+            n += 1
+            candidate = f"{stem}-{n + 1}"
+        counts[stem] = n + 1
+        taken.add(candidate)
+        stems.append(candidate)
+    return stems
+
+
+def result_table(result, colours) -> Group:  # noqa: ANN001 - SegmentationResult, (T, 3) uint8
+    """A small table of the classes present, largest share first."""
+    from infoclip.segmentation.classes import display_name
+
+    height, width = result.labels.shape
+    kind = "training-free CLIP baseline" if result.is_baseline else "model"
+    title = f"{result.extra.get('image_path', result.name)}  {width}x{height}, {result.protocol}, {kind}, {result.seconds:.2f} s"
+    table = Table()
+    table.add_column("", width=2)
+    table.add_column("class")
+    table.add_column("share", justify="right")
+    shares = sorted(((s, i) for i, s in enumerate(result.shares.values()) if s > 0), reverse=True)
+    for share, index in shares[:_TABLE_ROWS]:
+        r, g, b = (int(c) for c in colours[index])
+        table.add_row(Text("  ", style=f"on rgb({r},{g},{b})"), Text(display_name(result.classes[index])), f"{100 * share:.1f}%")
+    if len(shares) > _TABLE_ROWS:
+        rest = sum(s for s, _ in shares[_TABLE_ROWS:])
+        table.add_row("", Text(f"+ {len(shares) - _TABLE_ROWS} more classes"), f"{100 * rest:.1f}%")
+    return Group(Text(title, style="bold"), table)
+
+
+def segment(
+    images: Annotated[
+        list[str], typer.Argument(help="Image files, folders (their images) or glob patterns such as 'photos/*.jpg'.")
+    ],
+    classes: Annotated[
+        str | None,
+        typer.Option(
+            "--classes", "-c",
+            help="Class names: 'cat,sofa,floor', or @names.txt (one per line) / @names.json (a JSON list).",
+        ),
+    ] = None,
+    vocab: Annotated[
+        str | None, typer.Option(help="A shipped vocabulary instead of --classes: ade150, ade847, coco, pc59, pc459, voc20, voc20b.")
+    ] = None,
+    weights: Annotated[
+        Path | None, typer.Option("--weights", "-w", help="Segmentation weights (.safetensors from `infoclip export` or `infoclip convert`).")
+    ] = None,
+    clip: Annotated[
+        str | None,
+        typer.Option(
+            help="No weights: run the training-free dense-CLIP baseline of this CLIP, MODEL:TAG (e.g. ViT-B-16:openai), "
+            "MODEL:/path/to/clip_weights or MODEL:none (random, for testing).",
+        ),
+    ] = None,
+    output_dir: Annotated[Path, typer.Option("--output-dir", "-o", help="Folder for the outputs.")] = Path("segment_output"),
+    device: Annotated[str, typer.Option(help="auto (CUDA when available), cpu, cuda, cuda:N or mps.")] = "auto",
+    precision: Annotated[
+        Precision, typer.Option(help="fp32; bf16 (autocast, CPU or GPU); fp16 (GPU only).")
+    ] = Precision.fp32,
+    protocol: Annotated[
+        Protocol, typer.Option(help="sliding: the published protocol (overlapping windows + a global view); whole: one view.")
+    ] = Protocol.sliding,
+    template: Annotated[
+        str | None, typer.Option(help="Prompt template with {} for the class name (default: 'A photo of a {} in the scene').")
+    ] = None,
+    save_probs: Annotated[
+        bool, typer.Option("--save-probs", help="Also write <stem>_probs.npy: float32 (classes, height, width) probabilities.")
+    ] = False,
+    overlay: Annotated[bool, typer.Option("--overlay/--no-overlay", help="Write <stem>_overlay.png.")] = True,
+    alpha: Annotated[float, typer.Option(min=0.0, max=1.0, help="Opacity of the class colours in the overlay.")] = 0.5,
+) -> None:
+    """Segment images with your own class names.
+
+    Per image it writes into --output-dir: <stem>.png, the label map (pixel value = index of the class in the
+    list; uint8, or uint16 above 255 classes), <stem>_overlay.png (colours over the image, with a legend),
+    <stem>.json (classes, pixel shares, weights, protocol) and, with --save-probs, <stem>_probs.npy. It prints
+    one table per image. An image that cannot be read is reported and skipped; the exit code is then 1.
+
+    Examples:
+
+      infoclip segment photo.jpg --classes "cat,sofa,floor" --weights catseg_b16.safetensors
+
+      infoclip segment photos/ --vocab ade150 --weights catseg_b16.safetensors -o out/ --save-probs
+
+      infoclip segment photo.jpg --classes @names.txt --clip ViT-B-16:openai
+    """
+    from infoclip.errors import InputError
+    from infoclip.segmentation.classes import resolve_classes
+    from infoclip.segmentation.overlay import palette
+    from infoclip.segmentation.segmenter import Segmenter, check_output_dir, check_precision, resolve_device
+
+    class_names = resolve_classes(classes, vocab)
+    if (weights is None) == (clip is None):
+        raise InputError(
+            "give either --weights FILE (segmentation weights) or --clip MODEL:TAG (training-free baseline, "
+            "e.g. --clip ViT-B-16:openai), not both and not neither"
+        )
+    if template is not None and template.count("{}") != 1:
+        raise InputError(f"--template must contain {{}} exactly once, e.g. 'a photo of a {{}}.', got {template!r}")
+    check_precision(precision.value, resolve_device(device))
+    paths, problems = collect_images(images)
+    for line in problems:
+        err_console.print(f"error: {line}", markup=False, highlight=False, soft_wrap=True)
+    if not paths:
+        raise InputError("no image to segment: " + "; ".join(problems))
+    created = not Path(output_dir).exists()
+    folder = check_output_dir(output_dir)  # before the (slow) model load: a bad folder fails fast
+    stems = output_stems(paths)
+    inputs = {p.resolve() for p in paths}
+    for stem in stems:
+        for suffix in (".png", "_overlay.png", ".json", "_probs.npy"):
+            if (folder / f"{stem}{suffix}").resolve() in inputs:
+                raise InputError(f"{folder / (stem + suffix)} would overwrite an input image; choose another --output-dir")
+
+    try:
+        if clip is not None:
+            segmenter = Segmenter.from_clip(clip, device, precision.value, protocol.value, template)
+        else:
+            assert weights is not None
+            segmenter = Segmenter.from_pretrained(weights, device, precision.value, protocol.value, template)
+    except BaseException:
+        if created and not any(folder.iterdir()):
+            folder.rmdir()  # leave no trace of a run that never started
+        raise
+    if clip is not None:
+        err_console.print(
+            f"note: no segmentation weights given: this is the training-free dense-CLIP baseline of {clip}",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+
+    colours = palette(len(class_names))
+    failures: list[str] = []
+    failures.extend(problems)
+    progress = _progress(len(paths))
+    with progress:
+        task = progress.add_task("segmenting", total=len(paths))
+        for path, stem in zip(paths, stems):
+            try:
+                result = segmenter.predict(path, class_names)
+                result.save(folder, stem=stem, save_probs=save_probs, overlay=overlay, alpha=alpha)
+            except InputError as exc:
+                failures.append(str(exc).splitlines()[0])
+                progress.console.print(f"error: {failures[-1]}", markup=False, highlight=False, soft_wrap=True)
+            else:
+                out_console.print(result_table(result, colours))
+            progress.advance(task)
+    done = len(paths) - (len(failures) - len(problems))
+    err_console.print(f"wrote the outputs of {done} image(s) to {folder}", markup=False, highlight=False, soft_wrap=True)
+    if failures:
+        err_console.print(f"error: {len(failures)} input(s) failed (listed above)", markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(code=1)
+
+
+def _progress(total: int):  # noqa: ANN202
+    """A progress bar on stderr for more than one image; a silent stand-in otherwise."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=err_console,
+        disable=total <= 1,
+        transient=False,
+    )
+
+
+def register(app: typer.Typer) -> None:
+    app.command("segment")(segment)
