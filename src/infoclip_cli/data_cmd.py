@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from infoclip_cli.app import err_console, out_console, typer_factory
@@ -38,7 +39,7 @@ def list_datasets(
     for column in ("name", "split", "classes", "ignore", "labels folder", "present"):
         table.add_column(column)
     for r in rows:
-        table.add_row(r["name"], r["split"], str(r["classes"]), str(r["ignore_value"]), r["labels"],
+        table.add_row(escape(r["name"]), escape(r["split"]), str(r["classes"]), str(r["ignore_value"]), escape(r["labels"]),
                       "yes" if r["present"] else "no")
     out_console.print(table)
 
@@ -91,7 +92,7 @@ def check(
         for r in reports:
             colour = {"ok": "green", "broken": "red"}.get(r.status, "yellow")
             table.add_row(
-                r.name, f"[{colour}]{r.status}[/{colour}]", str(r.num_images), str(r.num_labels),
+                escape(r.name), f"[{colour}]{r.status}[/{colour}]", str(r.num_images), str(r.num_labels),
                 _count_cell(len(r.images_without_labels), r.unlabelled_images_expected),
                 _count_cell(len(r.labels_without_images)), _count_cell(len(r.unreadable)),
                 _count_cell(len(r.bad_values)), _count_cell(len(r.size_mismatches)),

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.markup import escape
 from rich.table import Table
 
 from infoclip_cli.app import err_console, out_console
@@ -38,7 +39,7 @@ def stderr_progress() -> Iterator[Callable[[str], Callable[[int, int], None]]]:
     with Progress(*columns, console=err_console, transient=False) as progress:
 
         def new_task(description: str) -> Callable[[int, int], None]:
-            task_id = progress.add_task(description, total=None)
+            task_id = progress.add_task(escape(description), total=None)
 
             def update(done: int, total: int) -> None:
                 progress.update(task_id, completed=done, total=total)
@@ -60,16 +61,14 @@ def _fmt(value: float | None, digits: int = 2) -> str:
 
 def _formula_caption(result: EvalResult) -> str:
     m = result.metrics
-    return f"mIoU formula: {m['miou_formula']}: {m['miou_formula_description']}"
+    return escape(f"mIoU formula: {m['miou_formula']}: {m['miou_formula_description']}")
 
 
-def _single_result_tables(result: EvalResult, top: int) -> list[Table]:
-    """Detailed view of one dataset: headline metrics, seen/unseen split, best and worst classes."""
+def _single_result_tables(result: EvalResult, top: int) -> list[str | Table]:
+    """Detailed view of one dataset: a heading line, headline metrics, seen/unseen split, best and worst classes."""
     m = result.metrics
-    headline = Table(
-        title=f"{result.title} [{result.split}]: {result.num_images} images, {result.protocol} protocol",
-        caption=_formula_caption(result),
-    )
+    heading = escape(f"{result.title}, {result.split} split: {result.num_images} images, {result.protocol} protocol")
+    headline = Table(caption=_formula_caption(result))
     for column in ("mIoU", "fwIoU", "mAcc", "pAcc", "classes in GT", "s/image"):
         headline.add_column(column, justify="right")
     per_image = result.seconds / result.num_images if result.num_images else math.nan
@@ -77,7 +76,7 @@ def _single_result_tables(result: EvalResult, top: int) -> list[Table]:
         _fmt(m["mIoU"]), _fmt(m["fwIoU"]), _fmt(m["mAcc"]), _fmt(m["pAcc"]),
         f"{m['classes_in_ground_truth']}/{m['num_classes']}", _fmt(per_image, 3),
     )
-    tables = [headline]
+    tables: list[str | Table] = [f"[bold]{heading}[/bold]", headline]
     split = m.get("seen_unseen")
     if split:
         su = Table(title="seen / unseen classes")
@@ -95,13 +94,14 @@ def _single_result_tables(result: EvalResult, top: int) -> list[Table]:
             b = best[i] if i < len(best) else None
             w = worst[i] if i < len(worst) else None
             classes.add_row(
-                b["name"] if b else "", _fmt(b["iou"]) if b else "", w["name"] if w else "", _fmt(w["iou"]) if w else ""
+                escape(b["name"]) if b else "", _fmt(b["iou"]) if b else "", escape(w["name"]) if w else "",
+                _fmt(w["iou"]) if w else "",
             )
         tables.append(classes)
     return tables
 
 
-def _multi_result_tables(results: list[EvalResult], protocol: str) -> list[Table]:
+def _multi_result_tables(results: list[EvalResult], protocol: str) -> list[str | Table]:
     """One row per dataset, then the one-row mIoU summary in the given (paper) order."""
     has_split = any(r.metrics.get("seen_unseen") for r in results)
     table = Table(title=f"evaluation ({protocol} protocol)", caption=_formula_caption(results[0]))
@@ -111,15 +111,15 @@ def _multi_result_tables(results: list[EvalResult], protocol: str) -> list[Table
     for r in results:
         m = r.metrics
         best, worst = r.best_and_worst(1)
-        row = [r.title, str(r.num_images), _fmt(m["mIoU"]), _fmt(m["fwIoU"]), _fmt(m["mAcc"]), _fmt(m["pAcc"])]
+        row = [escape(r.title), str(r.num_images), _fmt(m["mIoU"]), _fmt(m["fwIoU"]), _fmt(m["mAcc"]), _fmt(m["pAcc"])]
         if has_split:
             row.append(_fmt(m["seen_unseen"]["hIoU"]) if m.get("seen_unseen") else "-")
-        row += [f"{best[0]['name']} {best[0]['iou']:.1f}" if best else "-",
-                f"{worst[0]['name']} {worst[0]['iou']:.1f}" if worst else "-"]
+        row += [escape(f"{best[0]['name']} {best[0]['iou']:.1f}") if best else "-",
+                escape(f"{worst[0]['name']} {worst[0]['iou']:.1f}") if worst else "-"]
         table.add_row(*row)
     summary = Table(title=f"mIoU ({results[0].formula} formula)")
     for r in results:
-        summary.add_column(short_title(r.title, r.dataset), justify="right")
+        summary.add_column(escape(short_title(r.title, r.dataset)), justify="right")
     summary.add_row(*(_fmt(r.miou, 1) for r in results))
     return [table, summary]
 
