@@ -38,8 +38,9 @@ def _kernel_args(kernel: str) -> dict:
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@settings(max_examples=25, deadline=None)
-@given(seed=seeds, n=sizes, d=widths)
+@settings(max_examples=25, deadline=None, derandomize=True)
+# d >= 2: for d = 1 the cosine kernel is a sign, and its gradient is pure round-off amplified by 1/|x|.
+@given(seed=seeds, n=sizes, d=st.integers(2, 24))
 def test_frobenius_route_equals_eigenvalue_route_in_value_and_gradient(dtype, seed, n, d):
     x = _features(seed, n, d, dtype, requires_grad=True)
     y = _features(seed + 1, n, d, dtype)
@@ -54,8 +55,7 @@ def test_frobenius_route_equals_eigenvalue_route_in_value_and_gradient(dtype, se
         gradients.append(x.grad.clone())
     assert values[0].dtype == dtype
     torch.testing.assert_close(values[0], values[1], atol=ATOL[dtype], rtol=0)
-    # Relative to the largest gradient entry, floored: with d = 1 the cosine kernel is a sign and the
-    # gradient vanishes up to round-off.
+    # Relative to the largest gradient entry, floored for gradients that vanish up to round-off.
     scale = max(gradients[0].abs().max().item(), 1e-2)
     relative = 1e-4 if dtype == torch.float32 else 1e-9
     torch.testing.assert_close(gradients[0], gradients[1], atol=relative * scale, rtol=0)
@@ -74,7 +74,7 @@ def test_frobenius_and_eigenvalue_gradients_agree_with_respect_to_the_matrix(dty
 
 @pytest.mark.parametrize("alpha", ALPHAS)
 @pytest.mark.parametrize("kernel", ["cosine", "gaussian"])
-@settings(max_examples=10, deadline=None)
+@settings(max_examples=10, deadline=None, derandomize=True)
 @given(seed=seeds, n=sizes, d=widths)
 def test_entropy_lies_between_zero_and_log2_n(alpha, kernel, seed, n, d):
     a = gram_matrix(_features(seed, n, d, torch.float64), **_kernel_args(kernel))
@@ -92,7 +92,7 @@ def test_constant_and_orthogonal_samples_reach_the_bounds(alpha, n):
 
 @pytest.mark.parametrize("alpha", ALPHAS)
 @pytest.mark.parametrize("kernel", ["cosine", "gaussian"])
-@settings(max_examples=10, deadline=None)
+@settings(max_examples=10, deadline=None, derandomize=True)
 @given(seed=seeds, n=st.integers(2, 30), d=widths)
 def test_joint_entropy_is_at_least_each_marginal(alpha, kernel, seed, n, d):
     grams = [gram_matrix(_features(seed + k, n, d, torch.float64), **_kernel_args(kernel)) for k in range(3)]
@@ -104,7 +104,7 @@ def test_joint_entropy_is_at_least_each_marginal(alpha, kernel, seed, n, d):
 
 
 @pytest.mark.parametrize("alpha", ALPHAS)
-@settings(max_examples=10, deadline=None)
+@settings(max_examples=10, deadline=None, derandomize=True)
 @given(seed=seeds, n=st.integers(2, 30), d=widths)
 def test_permuting_samples_consistently_changes_nothing(alpha, seed, n, d):
     x, y = _features(seed, n, d, torch.float64), _features(seed + 1, n, d, torch.float64)
