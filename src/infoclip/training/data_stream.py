@@ -143,4 +143,6 @@ def build_train_loader(
         collate_fn=_collate,
         pin_memory=pin_memory,
         persistent_workers=num_workers > 0,
+        # Its own generator: creating the loader's iterator must not draw from the global RNG (exact resume).
+        generator=torch.Generator().manual_seed(seed),
     )

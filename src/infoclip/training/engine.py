@@ -1,0 +1,730 @@
+"""The training loop: an adapter's model, the InfoCLIP objective, the CAT-Seg recipe, resumable, DDP-ready.
+
+``train(config, run_dir)`` runs a whole job; ``Trainer`` exposes the pieces (``run_step``, ``validate``,
+``save_checkpoint``) for tests and benchmarks. One iteration:
+
+1. ``grad_accumulation`` micro-steps, each on this rank's slice of the global batch (``data_stream``): the
+   frozen teacher (eval, no_grad, bf16 on CUDA devices that support it) gives D_V^T, D_L^T; the student's
+   ``forward_train`` gives the logits and D_V^S, D_L^S of the same pass; the loss is
+   ``L = L_task + lambda_1 L_c + lambda_2 L_d`` (the InfoCLIP terms in fp32, outside autocast);
+2. every loss term is averaged over ranks and checked: a NaN or inf stops the run with ``TrainingError``
+   before the weights change, and the last checkpoint stays the last good one;
+3. full-model gradient clipping, AdamW step, cosine schedule step.
+
+Rank 0 writes the run folder (config, CSV/TensorBoard logs, checkpoints, validation results, plot);
+validation is sharded over ranks with the code and protocol of ``infoclip eval`` and the confusion matrices
+are summed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import os
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+from torch import nn
+
+from infoclip.config import apply_overrides, load_config, save_config
+from infoclip.errors import AdapterError, ConfigError, DatasetError, TrainingError
+from infoclip.training import checkpoint as ckpt
+from infoclip.training.augment import TrainAugmentation
+from infoclip.training.data_stream import StreamLayout, build_train_loader
+from infoclip.training.distributed import DistContext, init_distributed
+from infoclip.training.optim import build_optimizer, build_scheduler, clip_full_model, recipe_param_groups
+from infoclip.training.run_config import changed_keys, resolve_run_config, validate_run_config
+from infoclip.training.run_log import TRAIN_LOG, VAL_LOG, CsvLog, TensorBoardLog, plot_curves
+
+logger = logging.getLogger("infoclip.training")
+
+CONFIG_FILE = "config.yaml"
+SUMMARY_FILE = "summary.json"
+VAL_DIR = "val"
+METRICS_FILE = "metrics.json"
+LOSS_TERMS = ("total", "task", "compression", "distillation")
+
+
+class TrainingProgress(Protocol):
+    """What the engine reports to a user interface (rank 0 only). The CLI draws a progress bar with it."""
+
+    def start(self, total: int, done: int) -> None:
+        """Training of ``total`` iterations begins with ``done`` already completed (resume)."""
+
+    def update(self, done: int, info: Mapping[str, float]) -> None:
+        """Iteration ``done`` finished; ``info`` holds the loss terms and learning rates."""
+
+    def note(self, text: str) -> None:
+        """A one-line event (checkpoint written, validation result, warning)."""
+
+    def close(self) -> None:
+        """Training ended (normally or not)."""
+
+
+# ---------------------------------------------------------------- run configuration
+
+
+def prepare_run_config(
+    run_dir: str | os.PathLike[str],
+    config: str | os.PathLike[str] | None,
+    adapter: str | None = None,
+    overrides: Sequence[str] = (),
+    resume: bool = False,
+) -> tuple[dict[str, Any], list[str]]:
+    """The config a run will use, and the dotted keys a resume changes relative to the saved one.
+
+    * fresh run: ``resolve_run_config(config, adapter, overrides)``; refused if ``run_dir`` already holds a run;
+    * ``resume``: the run's saved ``config.yaml`` with ``overrides`` applied; ``config``, if given, must resolve
+      to the same thing. A run folder without a saved config starts fresh (``config`` is then required).
+    """
+    run_dir = Path(run_dir)
+    saved_path = run_dir / CONFIG_FILE
+    if not resume:
+        if saved_path.exists() or (run_dir / ckpt.POINTER).exists():
+            raise ConfigError(
+                f"{run_dir} already holds a training run; pass --resume to continue it or choose another --output-dir"
+            )
+        if config is None:
+            raise ConfigError("--config is required for a new run (a YAML file or a preset such as catseg-vit-b16)")
+        return resolve_run_config(config, adapter, overrides), []
+    if not saved_path.is_file():
+        if config is None:
+            raise ConfigError(f"{run_dir} has no {CONFIG_FILE} to resume from; pass --config to start the run")
+        return resolve_run_config(config, adapter, overrides), []
+    saved = load_config(saved_path)
+    if adapter is not None and saved.get("adapter") != adapter:
+        raise ConfigError(f"--adapter {adapter} does not match the resumed run's adapter {saved.get('adapter')}")
+    updated = apply_overrides(saved, overrides, strict=True)
+    validate_run_config(updated)
+    if config is not None:
+        fresh = resolve_run_config(config, adapter, overrides)
+        differ = changed_keys(updated, fresh)
+        if differ:
+            raise ConfigError(
+                f"--config differs from {saved_path} in {', '.join(differ[:5])}; resume without --config "
+                "to use the saved config, or change keys with --set"
+            )
+    return updated, changed_keys(saved, updated)
+
+
+# ---------------------------------------------------------------- model pieces
+
+
+def _is_clip(name: str, module: nn.Module) -> bool:
+    # The official rule is "the module name contains clip_model"; the duck test also covers other layouts.
+    last = name.rsplit(".", 1)[-1]
+    return bool(name) and ("clip_model" in last or (hasattr(module, "visual") and hasattr(module, "encode_text")))
+
+
+def clip_module_selector(model: nn.Module) -> Callable[[str], bool]:
+    """``selector(module_name)``: is this submodule part of a CLIP (which trains at the CLIP lr multiplier)?"""
+    prefixes = [name for name, module in model.named_modules() if _is_clip(name, module)]
+
+    def selector(name: str) -> bool:
+        return any(name == p or name.startswith(p + ".") for p in prefixes)
+
+    return selector
+
+
+def _precision_dtype(name: str, device: torch.device) -> torch.dtype:
+    if name == "auto":
+        bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
+        return torch.bfloat16 if bf16 else torch.float32
+    return {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[name]
+
+
+def _autocast(device: torch.device, dtype: torch.dtype) -> contextlib.AbstractContextManager:
+    if dtype == torch.float32:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+class FrozenTeacher(nn.Module):
+    """The adapter's teacher, frozen: eval mode, no gradient, weights in the teacher precision.
+
+    ``forward(images (B,3,H,W) float 0-255, class_names) -> DenseEmbeddings`` with float32 embeddings.
+    """
+
+    def __init__(self, teacher: nn.Module, dtype: torch.dtype) -> None:
+        super().__init__()
+        self.teacher = teacher.eval().requires_grad_(False)
+        self.dtype = dtype
+        if dtype != torch.float32:
+            self.teacher.to(dtype)
+
+    def train(self, mode: bool = True) -> FrozenTeacher:
+        # The teacher stays in eval mode whatever the trainer switches.
+        super().train(False)
+        return self
+
+    @torch.no_grad()
+    def forward(self, images: torch.Tensor, class_names: Sequence[str]) -> Any:
+        from infoclip.adapters.contract import DenseEmbeddings
+
+        with _autocast(images.device, self.dtype):
+            out = self.teacher(images, class_names)
+        if not isinstance(out, DenseEmbeddings):
+            raise AdapterError(f"the adapter's teacher returned {type(out).__name__}, expected DenseEmbeddings")
+        return DenseEmbeddings(out.image.float(), out.grid, out.text.float())
+
+
+class TrainBundle(nn.Module):
+    """Everything that trains, as one module (what DDP wraps): the student and the InfoCLIP objective.
+
+    ``forward(images (B,3,S,S) float 0-255, labels (B,S,S) int64 with -1, class_names, teacher_embeddings)``
+    returns a dict of 0-dim tensors ``total``, ``task``, ``compression``, ``distillation`` (the last two 0
+    without the objective).
+    """
+
+    def __init__(self, model: nn.Module, objective: nn.Module | None, lpam_feeds_decoder: bool = False) -> None:
+        super().__init__()
+        self.model = model
+        self.objective = objective
+        self.lpam_feeds_decoder = lpam_feeds_decoder
+
+    def forward(
+        self, images: torch.Tensor, labels: torch.Tensor, class_names: Sequence[str], teacher: Any = None
+    ) -> dict[str, torch.Tensor]:
+        lpam = self.objective.lpam if (self.objective is not None and self.lpam_feeds_decoder) else None
+        out = self.model.forward_train(images, class_names, lpam=lpam)
+        task = self.model.task_loss(out.logits, labels).float()
+        zero = task.new_zeros(())
+        if self.objective is None:
+            return {"total": task, "task": task, "compression": zero, "distillation": zero}
+        # Entropies of Gram matrices are sensitive to precision: the objective always runs in fp32.
+        with torch.autocast(device_type=images.device.type, enabled=False):
+            alignment = out.alignment.float() if out.alignment is not None else None
+            info = self.objective(
+                out.embeddings.image.float(), out.embeddings.text.float(), teacher.image, teacher.text,
+                student_alignment=alignment,
+            )  # fmt: skip
+        return {
+            "total": task + info["total"],
+            "task": task,
+            "compression": info["compression"],
+            "distillation": info["distillation"],
+        }
+
+
+def _effective_model_config(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The adapter's ``model`` section with the InfoCLIP options the model itself needs (LPAM in the decoder)."""
+    model_cfg = json.loads(json.dumps(config["model"]))
+    info = config["infoclip"]
+    feeds = bool(info["enabled"] and info["lpam_feeds_decoder"])
+    if "lpam_feeds_decoder" in model_cfg:
+        model_cfg["lpam_feeds_decoder"] = feeds
+        if "lpam_residual" in model_cfg:
+            model_cfg["lpam_residual"] = info["residual"]
+    elif feeds:
+        raise ConfigError(f"adapter {config['adapter']} cannot feed the LPAM map to its decoder (infoclip.lpam_feeds_decoder)")
+    return model_cfg
+
+
+def _embedding_dim(model: nn.Module) -> int:
+    """Width D of the model's dense embeddings: ``model.embed_dim``, else its CLIP's ``visual.output_dim``."""
+    value = getattr(model, "embed_dim", None)
+    if isinstance(value, int):
+        return value
+    for name, module in model.named_modules():
+        if _is_clip(name, module):
+            value = getattr(getattr(module, "visual", None), "output_dim", None)
+            if isinstance(value, int):
+                return value
+    raise AdapterError(
+        f"{type(model).__name__} does not say the width of its dense embeddings (an `embed_dim` attribute), "
+        "which the LPAM needs"
+    )
+
+
+# ---------------------------------------------------------------- the trainer
+
+
+@dataclass
+class StepResult:
+    """Losses (averaged over ranks and micro-steps), learning rates and gradient norm of one iteration."""
+
+    iteration: int
+    losses: dict[str, float]
+    lr: dict[str, float]
+    grad_norm: float
+    seconds: float
+    data_seconds: float
+
+    def row(self) -> dict[str, Any]:
+        """The CSV/TensorBoard row of this iteration."""
+        row: dict[str, Any] = {"iteration": self.iteration}
+        row.update({f"loss_{k}": v for k, v in self.losses.items()})
+        row.update({f"lr_{k}": v for k, v in self.lr.items()})
+        row.update({"grad_norm": self.grad_norm, "seconds": self.seconds, "data_seconds": self.data_seconds})
+        return row
+
+
+@dataclass
+class TrainSummary:
+    """What ``train`` returns: where things are and how the run ended."""
+
+    run_dir: Path
+    iterations: int
+    last_checkpoint: Path | None
+    last_losses: dict[str, float] = field(default_factory=dict)
+    final_metrics: dict[str, Any] | None = None
+    seconds: float = 0.0
+
+
+class Trainer:
+    """A training run of ``config`` in ``run_dir`` (see the module docstring).
+
+    Args:
+        config: a resolved run config (``prepare_run_config`` / ``resolve_run_config``).
+        run_dir: the run folder; created if missing.
+        resume: continue from ``run_dir``'s last checkpoint if there is one.
+        progress: user-interface callbacks, used on rank 0 only.
+        dist_context: process placement; by default read from torchrun's environment.
+    """
+
+    def __init__(
+        self,
+        config: Mapping[str, Any],
+        run_dir: str | os.PathLike[str],
+        resume: bool = False,
+        progress: TrainingProgress | None = None,
+        dist_context: DistContext | None = None,
+    ) -> None:
+        self.config = json.loads(json.dumps(config))
+        validate_run_config(self.config)
+        self.run_dir = Path(run_dir)
+        self.progress = progress
+        self.ctx = dist_context or init_distributed(self.config["train"]["device"])
+        self.device = self.ctx.device
+        train_cfg, solver = self.config["train"], self.config["solver"]
+        self.max_iter = int(solver["iterations"])
+        self.layout = StreamLayout(
+            batch_size=int(solver["batch_size"]),
+            world_size=self.ctx.world_size,
+            rank=self.ctx.rank,
+            accumulation=int(train_cfg["grad_accumulation"]),
+        )
+        self.amp_dtype = {"none": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[train_cfg["amp"]]
+        self._build_data()
+        self._build_model()
+        self._build_optimizer()
+        self.start_iter = 0
+        self.last_checkpoint: Path | None = None
+        if resume:
+            self._resume()
+        self._seed_for_training()
+        self.loader = build_train_loader(
+            self.train_set,
+            TrainAugmentation.from_config(self.config["data"]),
+            self.layout,
+            seed=int(train_cfg["seed"]),
+            start_iteration=self.start_iter,
+            num_workers=int(self.config["data"]["num_workers"]),
+            pin_memory=self.device.type == "cuda",
+        )
+        self._batches: Iterator[tuple[torch.Tensor, torch.Tensor]] | None = None
+        self.iteration = self.start_iter
+
+    # ---- construction
+
+    def _build_data(self) -> None:
+        from infoclip.data import get_dataset
+
+        data = self.config["data"]
+        self.train_set = get_dataset(data["train"], split=data["train_split"])
+        self.class_names = list(self.train_set.class_names)
+        if len(self.train_set) == 0:
+            raise DatasetError(f"the training split {data['train_split']!r} of {data['train']} has no image")
+        self.val_set = None
+        self.val_skipped = ""
+        if int(self.config["train"]["eval_period"]) == 0:
+            self.val_skipped = "train.eval_period is 0"
+            return
+        name = data["val"] if data["val"] is not None else data["train"]
+        try:
+            self.val_set = get_dataset(name, split=data["val_split"])
+        except DatasetError as exc:
+            if data["val"] is not None:
+                raise
+            self.val_skipped = f"no validation split ({exc})"
+
+    def _build_model(self) -> None:
+        from infoclip.adapters import get_adapter
+
+        cfg = self.config
+        self.adapter = get_adapter(cfg["adapter"])
+        self.model_config = _effective_model_config(cfg)
+        seed = int(cfg["train"]["seed"])
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)  # every rank builds the same initial weights
+            model = self.adapter.build_model(self.model_config)
+            load_pretrained = getattr(model, "load_pretrained_clip", None)
+            if callable(load_pretrained):
+                load_pretrained()
+            info = cfg["infoclip"]
+            self.teacher: FrozenTeacher | None = None
+            objective = None
+            if info["enabled"]:
+                from infoclip.core import LPAM, InfoCLIPObjective
+
+                # Built before any checkpoint is loaded, so on resume it is the same frozen teacher.
+                teacher = self.adapter.build_teacher(self.model_config, model)
+                self.teacher = FrozenTeacher(teacher, _precision_dtype(info["teacher_precision"], self.device))
+                lpam = getattr(model, "lpam", None) if info["lpam_feeds_decoder"] else None
+                if lpam is None:
+                    lpam = LPAM(_embedding_dim(model), residual=info["residual"])
+                objective = InfoCLIPObjective(
+                    lpam,
+                    lambda_compression=float(info["lambda_compression"]),
+                    lambda_distillation=float(info["lambda_distillation"]),
+                    alpha=float(info["alpha"]),
+                    gram_axis=info["gram_axis"],
+                    kernel=info["kernel"],
+                    detach_teacher_in_distillation=bool(info["detach_teacher_in_distillation"]),
+                )
+        if cfg["train"]["grad_checkpointing"]:
+            enable = getattr(model, "set_grad_checkpointing", None)
+            if not callable(enable):
+                raise ConfigError(f"adapter {cfg['adapter']} does not support train.grad_checkpointing")
+            enable(True)
+        self.model = model.to(self.device).train()
+        self.objective = objective.to(self.device) if objective is not None else None
+        if self.teacher is not None:
+            self.teacher.to(self.device)
+            self.teacher_fingerprint = ckpt.tensor_fingerprint(self.teacher)
+        self.bundle = TrainBundle(self.model, self.objective, bool(cfg["infoclip"]["lpam_feeds_decoder"]))
+        self.trainable: nn.Module = self.bundle
+        if self.ctx.distributed:
+            from torch.nn.parallel import DistributedDataParallel
+
+            self.trainable = DistributedDataParallel(
+                self.bundle,
+                device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                find_unused_parameters=bool(cfg["train"]["find_unused_parameters"]),
+            )
+
+    def _build_optimizer(self) -> None:
+        solver = self.config["solver"]
+        lpam = self.objective.lpam if self.objective is not None else None
+        groups = recipe_param_groups(
+            self.model, lpam, solver, float(self.config["infoclip"]["lpam_lr"]), clip_module_selector(self.model)
+        )
+        self.optimizer = build_optimizer(groups, solver)
+        self.scheduler = build_scheduler(self.optimizer, solver)
+        use_scaler = self.amp_dtype == torch.float16
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=use_scaler)
+
+    def _seed_for_training(self) -> None:
+        if self.start_iter == 0:
+            seed = int(self.config["train"]["seed"]) + 1000 * self.ctx.rank
+            torch.manual_seed(seed)
+            np.random.seed(seed % 2**32)
+            import random
+
+            random.seed(seed)
+
+    def parameter_summary(self) -> dict[str, int]:
+        """Trainable and total parameter counts: student (CLIP part, rest), LPAM, frozen teacher."""
+        selector = clip_module_selector(self.model)
+        clip_ids = {
+            id(p) for name, module in self.model.named_modules() if selector(name) for p in module.parameters(recurse=False)
+        }
+        counts = {"student_total": 0, "student_trainable": 0, "clip_trainable": 0}
+        for p in self.model.parameters():
+            counts["student_total"] += p.numel()
+            if p.requires_grad:
+                counts["student_trainable"] += p.numel()
+                if id(p) in clip_ids:
+                    counts["clip_trainable"] += p.numel()
+        counts["lpam"] = sum(p.numel() for p in self.objective.lpam.parameters()) if self.objective is not None else 0
+        counts["teacher"] = sum(p.numel() for p in self.teacher.parameters()) if self.teacher is not None else 0
+        return counts
+
+    # ---- checkpoints
+
+    def _resume(self) -> None:
+        found = ckpt.last_checkpoint(self.run_dir)
+        if found is None:
+            return
+        data = ckpt.read_checkpoint(found, map_location="cpu")
+        from infoclip.weights import load_state_strict
+
+        load_state_strict(self.model, data["model"], found)
+        if self.objective is not None:
+            if "lpam" not in data:
+                raise ConfigError(f"{found} was written without the InfoCLIP objective; resume with infoclip.enabled=false")
+            load_state_strict(self.objective.lpam, data["lpam"], found)
+            saved = data.get("teacher_fingerprint")
+            if saved is not None and not np.allclose(saved, self.teacher_fingerprint, rtol=1e-6):
+                raise TrainingError(
+                    f"the teacher rebuilt for {found} differs from the one it was trained with (other CLIP weights?); "
+                    "resume with the same model.clip settings and weights file"
+                )
+        try:
+            self.optimizer.load_state_dict(data["optimizer"])
+        except (ValueError, KeyError) as exc:
+            raise TrainingError(f"{found}: the optimizer state does not fit this run's parameter groups ({exc})") from exc
+        self.scheduler.load_state_dict(data["scheduler"])
+        self.scaler.load_state_dict(data["scaler"])
+        rng_states = data.get("rng", [])
+        if len(rng_states) == self.ctx.world_size:
+            ckpt.restore_rng_state(rng_states[self.ctx.rank])
+        elif self.ctx.is_main:
+            self._note(f"{found} was written by {len(rng_states)} processes, this run has {self.ctx.world_size}: "
+                       "data order is unchanged, other random states are reseeded")  # fmt: skip
+        self.start_iter = int(data["iteration"])
+        self.last_checkpoint = found
+
+    def save_checkpoint(self) -> Path | None:
+        """Write the checkpoint of the current iteration (rank 0 writes; every rank must call this)."""
+        rng = self.ctx.gather_objects(ckpt.capture_rng_state())
+        path = None
+        if self.ctx.is_main:
+            payload: dict[str, Any] = {
+                "config": self.config,
+                "model_config": self.model_config,
+                "classes": self.class_names,
+                "model": self.model.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(),
+                "scaler": self.scaler.state_dict(),
+                "rng": rng,
+                "world_size": self.ctx.world_size,
+            }
+            if self.objective is not None:
+                payload["lpam"] = self.objective.lpam.state_dict()
+                payload["teacher_fingerprint"] = self.teacher_fingerprint
+            path = ckpt.write_checkpoint(self.run_dir, self.iteration, payload)
+            ckpt.prune_checkpoints(self.run_dir, self.config["train"]["keep_checkpoints"])
+            self.last_checkpoint = path
+        self.ctx.barrier()
+        return path
+
+    # ---- one iteration
+
+    def _next_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        if self._batches is None:
+            self._batches = iter(self.loader)
+        images, labels = next(self._batches)
+        return images.to(self.device, non_blocking=True), labels.to(self.device, non_blocking=True)
+
+    def run_step(self) -> StepResult:
+        """Run iteration ``self.iteration`` (0-based) and advance; raises ``TrainingError`` on a non-finite loss."""
+        start = time.perf_counter()
+        accumulation = self.layout.accumulation
+        self.optimizer.zero_grad(set_to_none=True)
+        totals = torch.zeros(len(LOSS_TERMS), dtype=torch.float64)
+        data_seconds = 0.0
+        for micro in range(accumulation):
+            tick = time.perf_counter()
+            images, labels = self._next_batch()
+            data_seconds += time.perf_counter() - tick
+            last = micro == accumulation - 1
+            sync = contextlib.nullcontext() if (last or not self.ctx.distributed) else self.trainable.no_sync()
+            with sync:
+                teacher = self.teacher(images, self.class_names) if self.teacher is not None else None
+                with _autocast(self.device, self.amp_dtype):
+                    losses = self.trainable(images, labels, self.class_names, teacher)
+                values = torch.stack([losses[k].detach().float() for k in LOSS_TERMS])
+                values = self.ctx.all_mean(values).cpu().double()
+                if not torch.isfinite(values).all():
+                    self._non_finite(values)
+                self.scaler.scale(losses["total"] / accumulation).backward()
+            totals += values
+        self.scaler.unscale_(self.optimizer)
+        grad_norm = float(clip_full_model(self.optimizer, self.config["solver"]["grad_clip"]))
+        if not math.isfinite(grad_norm) and not self.scaler.is_enabled():
+            raise TrainingError(
+                f"iteration {self.iteration + 1}: the gradient norm is {grad_norm} although every loss is finite; "
+                f"{self._kept_message()}"
+            )
+        lr = {group.get("name", str(i)): float(group["lr"]) for i, group in enumerate(self.optimizer.param_groups)}
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.scheduler.step()
+        self.iteration += 1
+        means = (totals / accumulation).tolist()
+        return StepResult(
+            iteration=self.iteration,
+            losses=dict(zip(LOSS_TERMS, means)),
+            lr=lr,
+            grad_norm=grad_norm,
+            seconds=time.perf_counter() - start,
+            data_seconds=data_seconds,
+        )
+
+    def _kept_message(self) -> str:
+        if self.last_checkpoint is not None:
+            return f"the last good checkpoint {self.last_checkpoint} is kept (resume from it with a lower lr or amp=none)"
+        return "no checkpoint was written yet"
+
+    def _non_finite(self, values: torch.Tensor) -> None:
+        bad = [f"{name} = {value}" for name, value in zip(LOSS_TERMS, values.tolist()) if not math.isfinite(value)]
+        raise TrainingError(
+            f"non-finite loss at iteration {self.iteration + 1}: {', '.join(bad)}; training stopped before the "
+            f"weights changed; {self._kept_message()}"
+        )
+
+    # ---- validation
+
+    def validate(self) -> Any:
+        """Evaluate the student on the validation split (sharded over ranks); rank 0 writes and returns the result."""
+        from infoclip.evaluation import evaluate
+
+        if self.val_set is None:
+            return None
+        data = self.config["data"]
+        count = len(self.val_set) if data["val_limit"] is None else min(len(self.val_set), int(data["val_limit"]))
+        shard = list(range(self.ctx.rank, count, self.ctx.world_size))
+        result = None
+        if shard:
+            result = evaluate(self.model, self.val_set, protocol=data["val_protocol"], indices=shard,
+                              device=self.device, extra={"iteration": self.iteration})  # fmt: skip
+            confusion = torch.from_numpy(result.confusion)
+        else:  # more processes than validation images
+            classes = len(self.val_set.eval_class_names)
+            confusion = torch.zeros((classes, classes), dtype=torch.int64)
+        if self.ctx.distributed:
+            confusion = confusion.to(self.device)
+            torch.distributed.all_reduce(confusion)
+        self.model.train()
+        if not self.ctx.is_main or result is None:
+            return None
+        result = result.with_confusion(confusion.cpu().numpy(), num_images=count)
+        result.write(self.run_dir / VAL_DIR / f"iter_{self.iteration:07d}")
+        scalars = {k: v for k, v in result.to_json().items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        CsvLog(self.run_dir / VAL_LOG).append({"iteration": self.iteration, **{k: scalars[k] for k in sorted(scalars)}})
+        return result
+
+    # ---- the whole run
+
+    def _note(self, text: str) -> None:
+        logger.info(text)
+        if self.progress is not None and self.ctx.is_main:
+            self.progress.note(text)
+
+    def _write_header_files(self, changed: Sequence[str]) -> None:
+        if not self.ctx.is_main:
+            return
+        save_config(self.config, self.run_dir / CONFIG_FILE)
+        if changed:
+            self._note(f"resumed with changed settings: {', '.join(changed)}")
+
+    def train(self, changed_settings: Sequence[str] = ()) -> TrainSummary:
+        """Run from the current iteration to ``solver.iterations``; checkpoint, log, validate and plot on the way."""
+        train_cfg = self.config["train"]
+        started = time.perf_counter()
+        self._write_header_files(changed_settings)
+        csv_log = CsvLog(self.run_dir / TRAIN_LOG)
+        val_log = CsvLog(self.run_dir / VAL_LOG)
+        tensorboard = TensorBoardLog(self.run_dir / "tensorboard", bool(train_cfg["tensorboard"])) if self.ctx.is_main else None
+        if self.ctx.is_main:
+            csv_log.truncate_after(self.start_iter)
+            val_log.truncate_after(self.start_iter)
+            counts = self.parameter_summary()
+            self._note(
+                "trainable parameters: "
+                f"{counts['student_trainable']:,} of {counts['student_total']:,} in the student "
+                f"({counts['clip_trainable']:,} CLIP), LPAM {counts['lpam']:,}; frozen teacher {counts['teacher']:,}; "
+                f"{self.ctx.world_size} process(es) on {self.device.type}, "
+                f"{self.layout.per_step} image(s) per process per step"
+            )
+            if self.start_iter:
+                self._note(f"resuming from {self.last_checkpoint} at iteration {self.start_iter}")
+            if self.val_skipped:
+                self._note(f"validation skipped: {self.val_skipped}")
+        if self.progress is not None and self.ctx.is_main:
+            self.progress.start(self.max_iter, self.start_iter)
+        log_period, ckpt_period = int(train_cfg["log_period"]), int(train_cfg["checkpoint_period"])
+        eval_period = int(train_cfg["eval_period"])
+        last: StepResult | None = None
+        final_metrics = None
+        try:
+            while self.iteration < self.max_iter:
+                last = self.run_step()
+                done = self.iteration
+                at_end = done == self.max_iter
+                if self.ctx.is_main:
+                    info = {**{f"loss_{k}": v for k, v in last.losses.items()}, "lr": max(last.lr.values())}
+                    if done % log_period == 0 or at_end:
+                        csv_log.append(last.row())
+                        if tensorboard is not None:
+                            tensorboard.scalars(done, last.row(), prefix="train/")
+                    if self.progress is not None:
+                        self.progress.update(done, info)
+                if done % ckpt_period == 0 or at_end:
+                    path = self.save_checkpoint()
+                    if path is not None:
+                        self._note(f"checkpoint {path.relative_to(self.run_dir)}")
+                if eval_period and (done % eval_period == 0 or at_end) and self.val_set is not None:
+                    result = self.validate()
+                    if result is not None:
+                        final_metrics = result.to_json()
+                        self._note(f"validation at {done}: mIoU {result.miou:.2f} on {result.num_images} images")
+                        if tensorboard is not None:
+                            tensorboard.scalars(done, {"mIoU": result.miou}, prefix="val/")
+                        plot_curves(self.run_dir, title=self.run_dir.name)
+        finally:
+            if self.ctx.is_main:
+                if (self.run_dir / TRAIN_LOG).is_file():
+                    plot_curves(self.run_dir, title=self.run_dir.name)
+                if tensorboard is not None:
+                    tensorboard.close()
+                if self.progress is not None:
+                    self.progress.close()
+        summary = TrainSummary(
+            run_dir=self.run_dir,
+            iterations=self.iteration,
+            last_checkpoint=self.last_checkpoint,
+            last_losses=dict(last.losses) if last is not None else {},
+            final_metrics=final_metrics,
+            seconds=time.perf_counter() - started,
+        )
+        if self.ctx.is_main:
+            from infoclip.io_utils import atomic_write_text
+
+            if final_metrics is not None:
+                atomic_write_text(self.run_dir / METRICS_FILE, json.dumps(final_metrics, indent=2) + "\n")
+            atomic_write_text(self.run_dir / SUMMARY_FILE, json.dumps(_summary_json(summary, self), indent=2) + "\n")
+        return summary
+
+
+def _summary_json(summary: TrainSummary, trainer: Trainer) -> dict[str, Any]:
+    peak = torch.cuda.max_memory_allocated(trainer.device) if trainer.device.type == "cuda" else None
+    return {
+        "iterations": summary.iterations,
+        "last_checkpoint": str(summary.last_checkpoint.relative_to(trainer.run_dir)) if summary.last_checkpoint else None,
+        "last_losses": summary.last_losses,
+        "mIoU": summary.final_metrics.get("mIoU") if summary.final_metrics else None,
+        "seconds": round(summary.seconds, 3),
+        "processes": trainer.ctx.world_size,
+        "device": str(trainer.device),
+        "peak_gpu_memory_bytes": peak,
+        "parameters": trainer.parameter_summary(),
+    }
+
+
+def train(
+    config: Mapping[str, Any],
+    run_dir: str | os.PathLike[str],
+    resume: bool = False,
+    progress: TrainingProgress | None = None,
+    changed_settings: Sequence[str] = (),
+) -> TrainSummary:
+    """Train ``config`` into ``run_dir`` (resuming from its last checkpoint when ``resume``); see ``Trainer``.
+
+    Under ``torchrun`` every process calls this with the same arguments; rank 0 writes the run folder.
+    """
+    ctx = init_distributed(config["train"]["device"])
+    try:
+        trainer = Trainer(config, run_dir, resume=resume, progress=progress, dist_context=ctx)
+        return trainer.train(changed_settings)
+    finally:
+        ctx.shutdown()

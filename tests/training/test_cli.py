@@ -1,0 +1,84 @@
+"""`infoclip train` and `infoclip export` from the command line (the console entry point, in process)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass
+
+import pytest
+import yaml
+
+from infoclip_cli.main import main
+
+from .conftest import tiny_overrides
+
+
+@dataclass
+class Ran:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture
+def cli(monkeypatch, capsys):
+    """``cli(args) -> Ran``: run ``infoclip ARGS`` as the console script does, errors mapped to exit codes."""
+    monkeypatch.delenv("INFOCLIP_DEBUG", raising=False)
+
+    def run(args: list[str]) -> Ran:
+        monkeypatch.setattr(sys, "argv", ["infoclip", *args])
+        code = 0
+        try:
+            main()
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+        out, err = capsys.readouterr()
+        return Ran(code, out, err)
+
+    return run
+
+
+def _sets(overrides):
+    return [arg for o in overrides for arg in ("--set", o)]
+
+
+def test_train_resume_export_from_the_command_line(cli, tmp_path, tiny_dataset):
+    run = tmp_path / "run"
+    args = ["train", "--adapter", "catseg", "--config", "catseg-tiny", "--output-dir", str(run), "--json",
+            *_sets(tiny_overrides(tiny_dataset, 2))]  # fmt: skip
+    result = cli(args)
+    assert result.exit_code == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["iterations"] == 2 and summary["last_checkpoint"].endswith("checkpoint_0000002.pt")
+    saved = yaml.safe_load((run / "config.yaml").read_text())
+    assert saved["adapter"] == "catseg" and saved["solver"]["iterations"] == 2
+    assert saved["data"]["train"] == str(tiny_dataset), "a custom dataset is one config key"
+    assert "trainable parameters" in result.stderr
+
+    again = cli(args)
+    assert again.exit_code == 1 and "already holds a training run" in again.stderr
+
+    # resume with a longer schedule: the saved config plus one override, reported on stderr
+    longer = cli(["train", "--output-dir", str(run), "--resume", "--set", "solver.iterations=3", "--json"])
+    assert longer.exit_code == 0, longer.stderr
+    assert json.loads(longer.stdout)["iterations"] == 3
+    assert "solver.iterations" in longer.stderr and "resuming from" in longer.stderr
+
+    out = tmp_path / "model.safetensors"
+    exported = cli(["export", str(run), "-o", str(out)])
+    assert exported.exit_code == 0, exported.stderr
+    assert out.is_file() and "iteration 3" in exported.stdout
+    refused = cli(["export", str(run / "config.yaml"), "-o", str(tmp_path / "x.safetensors")])
+    assert refused.exit_code == 1 and "not an infoclip training checkpoint" in refused.stderr
+
+
+def test_config_errors_are_one_line(cli, tmp_path):
+    base = ["train", "--config", "catseg-tiny", "--output-dir", str(tmp_path / "r")]
+    typo = cli([*base, "--set", "solver.lrr=1"])
+    assert typo.exit_code == 1 and "unknown key 'lrr'" in typo.stderr
+    preset = cli(["train", "--config", "catseg-vit-b61", "--output-dir", str(tmp_path / "r")])
+    assert preset.exit_code == 1 and "did you mean 'catseg-vit-b16'" in preset.stderr
+    nothing = cli(["train", "--output-dir", str(tmp_path / "r")])
+    assert nothing.exit_code == 1 and "--config is required" in nothing.stderr
+    assert not (tmp_path / "r").exists(), "nothing is written when the config is refused"
