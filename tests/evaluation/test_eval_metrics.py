@@ -32,6 +32,9 @@ def test_confusion_matrix_by_hand():
     other = ConfusionMatrix(3)
     other.update(PRED[:1], LABEL[:1])
     np.testing.assert_array_equal(cm.merge(other).numpy(), 2 * HAND_CONFUSION + [[2, 0, 1], [0, 1, 0], [0, 0, 0]])
+    unchecked = ConfusionMatrix(3)
+    unchecked.update(PRED, LABEL, check=False)
+    np.testing.assert_array_equal(unchecked.numpy(), HAND_CONFUSION)
     cm.reset()
     assert cm.numpy().sum() == 0
 
