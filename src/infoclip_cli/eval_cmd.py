@@ -154,10 +154,25 @@ def _open_datasets(
     return datasets
 
 
-def _default_device() -> str:
+def _resolve_device(device: Optional[str]) -> str:
+    """``--device`` checked against this machine (default: cuda when available, else cpu)."""
     import torch
 
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    from infoclip.errors import InputError
+
+    if device is None:
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        parsed = torch.device(device)
+    except RuntimeError as exc:
+        raise InputError(f"--device {device!r} is not a device name; use cpu, cuda or cuda:N") from exc
+    if parsed.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise InputError(f"--device {device}: no CUDA device is available here; use --device cpu")
+        if parsed.index is not None and parsed.index >= count:
+            raise InputError(f"--device {device}: this machine has {count} CUDA device(s) (cuda:0..cuda:{count - 1})")
+    return device
 
 
 def eval_command(
@@ -202,8 +217,10 @@ def eval_command(
         raise InputError(f"--miou-formula must be one of {', '.join(MIOU_FORMULAS)}, not {miou_formula!r}")
     datasets = _open_datasets(list(dataset or []), split, images, labels, classes, ignore_value)
     seen_classes = resolve_classes(seen) if seen is not None else None
-    model, meta = load_model(weights, device or _default_device())
+    model, meta = load_model(weights, _resolve_device(device))
     extra = {"weights": str(weights), "adapter": meta.adapter, "clip_tag": meta.clip_tag}
+    if "prompt_templates" in meta.config:  # part of the protocol (ecosystem notes): record it with the numbers
+        extra["prompt_templates"] = meta.config["prompt_templates"]
     results = []
     with stderr_progress() as new_task:
         for ds in datasets:

@@ -39,7 +39,9 @@ def _break_ade150(root):
     os.remove(images / f"{stems[0]}.jpg")  # label without image
     Image.fromarray(np.zeros((8, 8, 3), dtype=np.uint8)).save(images / "extra.jpg")  # image without label
     Image.fromarray(np.full((40, 56), 200, dtype=np.uint8)).save(labels / f"{stems[1]}.png")  # 200 > 149 (and size)
-    (labels / f"{stems[2]}.png").write_bytes(b"\x89PNG broken")  # unreadable
+    (labels / f"{stems[2]}.png").write_bytes(b"\x89PNG broken")  # unreadable label
+    (images / "zz.jpg").write_bytes(b"\xff\xd8 not a jpeg")  # unreadable image
+    Image.fromarray(np.zeros((8, 8), dtype=np.uint8)).save(labels / "zz.png")
     return images, labels, stems
 
 
@@ -51,7 +53,7 @@ def test_broken_tree_reports_every_problem(writable_root):
     assert report.images_without_labels == [images / "extra.jpg"]
     assert report.bad_values == [(labels / f"{stems[1]}.png", [200])]
     assert [p for p, _ in report.size_mismatches] == [labels / f"{stems[1]}.png"]
-    assert [p for p, _ in report.unreadable] == [labels / f"{stems[2]}.png"]
+    assert [p for p, _ in report.unreadable] == [labels / f"{stems[2]}.png", images / "zz.jpg"]
     lines = "\n".join(report.problems())
     assert "values outside vocabulary" in lines and "size mismatch" in lines and "label without image" in lines
 

@@ -40,6 +40,7 @@ def test_default_sliding_protocol_and_progress_on_stderr(datasets_root, tiny_wei
     assert "voc20 (1 images)" in stderr and "voc20 (1 images)" not in stdout
     metrics = json.loads((tmp_path / "voc20" / "metrics.json").read_text())
     assert metrics["protocol"] == "sliding" and metrics["extra"]["weights"] == str(tiny_weights)
+    assert metrics["extra"]["adapter"] == "catseg" and metrics["extra"]["prompt_templates"]
 
 
 def test_custom_dataset_flags_with_seen_split(tiny_weights, run_cli, tmp_path):
@@ -76,6 +77,8 @@ def test_bad_input_is_one_line(writable_root, tiny_weights, run_cli, tmp_path):
     assert one_error_line("-d", "voc20", "--protocol", "tiles").startswith("error: --protocol must be one of")
     code, _, stderr = run_cli("eval", "-w", tmp_path / "missing.safetensors", "-d", "voc20")
     assert code == 1 and "weights file not found" in stderr
+    assert "no CUDA device is available here" in one_error_line("-d", "voc20", "--device", "cuda")
+    assert "is not a device name" in one_error_line("-d", "voc20", "--device", "gpu7")
     images = root / "VOCdevkit/VOC2012/JPEGImages"
     for image in images.iterdir():
         if not image.name.startswith("unlabelled"):
