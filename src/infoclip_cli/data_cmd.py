@@ -101,7 +101,7 @@ def check(
         for r in reports:
             if r.status != "ok":
                 for line in r.problems():
-                    out_console.print(f"{r.name}: {line}", markup=False, highlight=False)
+                    out_console.print(f"{r.name}: {line}", markup=False, highlight=False, soft_wrap=True)
     if failed:
         err_console.print(
             f"error: {len(failed)} dataset(s) broken or missing: {', '.join(r.name for r in failed)}", markup=False
@@ -122,7 +122,7 @@ def prepare(
         folders = run_prepare(name, root, overwrite=overwrite, progress=new_task(f"preparing {name}"))
     for folder in folders:
         skipped = f"; skipped {folder.skipped}: {folder.skipped_reason}" if folder.skipped else ""
-        out_console.print(f"wrote {folder.written} labels to {folder.path}{skipped}", markup=False, highlight=False)
+        out_console.print(f"wrote {folder.written} labels to {folder.path}{skipped}", markup=False, highlight=False, soft_wrap=True)
         if folder.note:
             err_console.print(f"note: {folder.note}", markup=False)
 

@@ -68,7 +68,7 @@ def _single_result_tables(result: EvalResult, top: int) -> list[str | Table]:
     """Detailed view of one dataset: a heading line, headline metrics, seen/unseen split, best and worst classes."""
     m = result.metrics
     heading = escape(f"{result.title}, {result.split} split: {result.num_images} images, {result.protocol} protocol")
-    headline = Table(caption=_formula_caption(result))
+    headline = Table()
     for column in ("mIoU", "fwIoU", "mAcc", "pAcc", "classes in GT", "s/image"):
         headline.add_column(column, justify="right")
     per_image = result.seconds / result.num_images if result.num_images else math.nan
@@ -76,7 +76,7 @@ def _single_result_tables(result: EvalResult, top: int) -> list[str | Table]:
         _fmt(m["mIoU"]), _fmt(m["fwIoU"]), _fmt(m["mAcc"]), _fmt(m["pAcc"]),
         f"{m['classes_in_ground_truth']}/{m['num_classes']}", _fmt(per_image, 3),
     )
-    tables: list[str | Table] = [f"[bold]{heading}[/bold]", headline]
+    tables: list[str | Table] = [f"[bold]{heading}[/bold]", headline, _formula_caption(result)]
     split = m.get("seen_unseen")
     if split:
         su = Table(title="seen / unseen classes")
@@ -104,7 +104,7 @@ def _single_result_tables(result: EvalResult, top: int) -> list[str | Table]:
 def _multi_result_tables(results: list[EvalResult], protocol: str) -> list[str | Table]:
     """One row per dataset, then the one-row mIoU summary in the given (paper) order."""
     has_split = any(r.metrics.get("seen_unseen") for r in results)
-    table = Table(title=f"evaluation ({protocol} protocol)", caption=_formula_caption(results[0]))
+    table = Table(title=f"evaluation ({protocol} protocol)")
     columns = ["dataset", "images", "mIoU", "fwIoU", "mAcc", "pAcc"] + (["hIoU"] if has_split else []) + ["best", "worst"]
     for column in columns:
         table.add_column(column, justify="left" if column in ("dataset", "best", "worst") else "right")
@@ -121,7 +121,7 @@ def _multi_result_tables(results: list[EvalResult], protocol: str) -> list[str |
     for r in results:
         summary.add_column(escape(short_title(r.title, r.dataset)), justify="right")
     summary.add_row(*(_fmt(r.miou, 1) for r in results))
-    return [table, summary]
+    return [table, summary, _formula_caption(results[0])]
 
 
 def _open_datasets(
@@ -232,8 +232,8 @@ def eval_command(
             if output_dir is not None:
                 result.write(output_dir / result.dataset)
     tables = _single_result_tables(results[0], top) if len(results) == 1 else _multi_result_tables(results, protocol)
-    for table in tables:
-        out_console.print(table)
+    for item in tables:
+        out_console.print(item, soft_wrap=isinstance(item, str))
     if output_dir is not None:
         payload = {
             **extra,
