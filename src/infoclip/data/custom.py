@@ -77,7 +77,7 @@ def load_custom_spec(path: str | os.PathLike[str]) -> DatasetSpec:
     unknown = sorted(set(data) - _KNOWN_KEYS)
     if unknown:
         raise DatasetError(f"{yaml_path}: unknown key(s) {', '.join(unknown)}; known keys: {', '.join(sorted(_KNOWN_KEYS))}")
-    base = yaml_path.parent
+    base = yaml_path.parent.resolve()  # DataLoader workers and later chdirs must find the same folders
     if "classes" not in data:
         raise DatasetError(f"{yaml_path} needs `classes`: a class-name JSON file or a list of names")
     splits = _read_splits(data, yaml_path)
