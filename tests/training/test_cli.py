@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import pytest
 import yaml
 
+from infoclip.training.run_log import read_csv
 from infoclip_cli.main import main
 
 from .conftest import tiny_overrides
@@ -63,6 +64,9 @@ def test_train_resume_export_from_the_command_line(cli, tmp_path, tiny_dataset):
     longer = cli(["train", "--output-dir", str(run), "--resume", "--set", "solver.iterations=3", "--json"])
     assert longer.exit_code == 0, longer.stderr
     assert json.loads(longer.stdout)["iterations"] == 3
+    rows = read_csv(run / "log.csv")
+    assert [r["iteration"] for r in rows] == ["1", "2", "3"]
+    assert float(rows[2]["lr_decoder"]) == pytest.approx(2e-4 * 0.25), "the cosine follows the new length"
     assert "solver.iterations" in longer.stderr and "resuming from" in longer.stderr
 
     out = tmp_path / "model.safetensors"

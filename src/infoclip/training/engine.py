@@ -19,11 +19,13 @@ are summed.
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import logging
 import math
 import os
 import time
+import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -256,13 +258,16 @@ class StepResult:
     grad_norm: float
     seconds: float
     data_seconds: float
+    forward_seconds: float = 0.0
+    backward_seconds: float = 0.0
 
     def row(self) -> dict[str, Any]:
         """The CSV/TensorBoard row of this iteration."""
         row: dict[str, Any] = {"iteration": self.iteration}
         row.update({f"loss_{k}": v for k, v in self.losses.items()})
         row.update({f"lr_{k}": v for k, v in self.lr.items()})
-        row.update({"grad_norm": self.grad_norm, "seconds": self.seconds, "data_seconds": self.data_seconds})
+        row.update({"grad_norm": self.grad_norm, "seconds": self.seconds, "data_seconds": self.data_seconds,
+                    "forward_seconds": self.forward_seconds, "backward_seconds": self.backward_seconds})  # fmt: skip
         return row
 
 
@@ -467,11 +472,22 @@ class Trainer:
                     f"the teacher rebuilt for {found} differs from the one it was trained with (other CLIP weights?); "
                     "resume with the same model.clip settings and weights file"
                 )
+        # Moments and step counts come from the checkpoint; hyperparameters (lr, weight decay, schedule length)
+        # from this run's config, so that a resume with e.g. --set solver.iterations=... follows the new schedule.
+        # With an unchanged config both are the same numbers.
+        hyper = [{k: v for k, v in group.items() if k != "params"} for group in self.optimizer.param_groups]
+        lambdas = copy.deepcopy(self.scheduler.lr_lambdas)  # load_state_dict overwrites them in place
         try:
             self.optimizer.load_state_dict(data["optimizer"])
         except (ValueError, KeyError) as exc:
             raise TrainingError(f"{found}: the optimizer state does not fit this run's parameter groups ({exc})") from exc
         self.scheduler.load_state_dict(data["scheduler"])
+        self.scheduler.lr_lambdas = lambdas
+        self.scheduler.base_lrs = [h["initial_lr"] for h in hyper]
+        for group, fresh, factor in zip(self.optimizer.param_groups, hyper, lambdas):
+            group.update(fresh)
+            group["lr"] = fresh["initial_lr"] * factor(self.scheduler.last_epoch)
+        self.scheduler._last_lr = [group["lr"] for group in self.optimizer.param_groups]
         self.scaler.load_state_dict(data["scaler"])
         rng_states = data.get("rng", [])
         if len(rng_states) == self.ctx.world_size:
@@ -521,11 +537,14 @@ class Trainer:
         accumulation = self.layout.accumulation
         self.optimizer.zero_grad(set_to_none=True)
         totals = torch.zeros(len(LOSS_TERMS), dtype=torch.float64)
-        data_seconds = 0.0
+        data_seconds = forward_seconds = backward_seconds = 0.0
+        # Phase times end at points that synchronise with the device anyway (.cpu() of the losses, the
+        # gradient norm as a float), so measuring them costs nothing.
         for micro in range(accumulation):
             tick = time.perf_counter()
             images, labels = self._next_batch()
             data_seconds += time.perf_counter() - tick
+            tick = time.perf_counter()
             last = micro == accumulation - 1
             sync = contextlib.nullcontext() if (last or not self.ctx.distributed) else self.trainable.no_sync()
             with sync:
@@ -536,10 +555,15 @@ class Trainer:
                 values = self.ctx.all_mean(values).cpu().double()
                 if not torch.isfinite(values).all():
                     self._non_finite(values)
+                forward_seconds += time.perf_counter() - tick
+                tick = time.perf_counter()
                 self.scaler.scale(losses["total"] / accumulation).backward()
+                backward_seconds += time.perf_counter() - tick
             totals += values
+        tick = time.perf_counter()
         self.scaler.unscale_(self.optimizer)
         grad_norm = float(clip_full_model(self.optimizer, self.config["solver"]["grad_clip"]))
+        backward_seconds += time.perf_counter() - tick
         if not math.isfinite(grad_norm) and not self.scaler.is_enabled():
             raise TrainingError(
                 f"iteration {self.iteration + 1}: the gradient norm is {grad_norm} although every loss is finite; "
@@ -548,7 +572,10 @@ class Trainer:
         lr = {group.get("name", str(i)): float(group["lr"]) for i, group in enumerate(self.optimizer.param_groups)}
         self.scaler.step(self.optimizer)
         self.scaler.update()
-        self.scheduler.step()
+        with warnings.catch_warnings():
+            # fp16: the scaler skips steps with inf gradients; the schedule still advances (as detectron2 does).
+            warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step()`")
+            self.scheduler.step()
         self.iteration += 1
         means = (totals / accumulation).tolist()
         return StepResult(
@@ -558,6 +585,8 @@ class Trainer:
             grad_norm=grad_norm,
             seconds=time.perf_counter() - start,
             data_seconds=data_seconds,
+            forward_seconds=forward_seconds,
+            backward_seconds=backward_seconds,
         )
 
     def _kept_message(self) -> str:
@@ -640,6 +669,13 @@ class Trainer:
                 self._note(f"resuming from {self.last_checkpoint} at iteration {self.start_iter}")
             if self.val_skipped:
                 self._note(f"validation skipped: {self.val_skipped}")
+            samples = self.layout.per_step * self.ctx.world_size
+            info = self.config["infoclip"]
+            if info["enabled"] and info["gram_axis"] == "batch" and samples < 2:
+                self._note(
+                    f"warning: infoclip.gram_axis=batch with {samples} image per step (over all processes): the "
+                    "Gram matrices are 1 x 1 and L_c, L_d are 0; use >= 2 images per step or infoclip.gram_axis=pairs"
+                )
         if self.progress is not None and self.ctx.is_main:
             self.progress.start(self.max_iter, self.start_iter)
         log_period, ckpt_period = int(train_cfg["log_period"]), int(train_cfg["checkpoint_period"])
