@@ -1,0 +1,318 @@
+"""The miniature benchmark end to end: data, tiny CLIP, the real ``infoclip train|export|eval`` commands, tables.
+
+``run_miniature`` does, under one output folder:
+
+1. ``data/train`` (seen textures only) and ``data/test`` (all textures, ``seen_classes`` listed): custom
+   datasets in the ``dataset.yaml`` layout;
+2. the tiny CLIP: the shipped weights, or a fresh ``pretrain_clip`` run (``pretrain=True``);
+3. ``configs/run.yaml``: the CAT-Seg run config with the CLIP weights' absolute path and the data folder;
+4. the two references, scored by ``infoclip eval`` on the test folder: the *untrained* CAT-Seg (pretrained
+   CLIP, random aggregator; written as an infoclip weights file) and the *training-free* dense-CLIP
+   baseline (CAT-Seg's dense last block and cosine similarity, no training; ``infoclip segment --clip``'s
+   model, scored in-process by ``infoclip.evaluation.evaluate``, the function behind ``infoclip eval``);
+5. for every seed and method: ``infoclip train`` on the seen classes, ``infoclip export``, ``infoclip eval``;
+6. ``results.json``, ``results.md`` (mean +- std over seeds) and ``predictions.png``.
+
+Each command runs as its own process (``python -m infoclip_cli ...``, one torch thread each), exactly as a
+user would type it; up to ``jobs`` of them at once. Their output goes to ``logs/``.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import math
+import os
+import shlex
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from infoclip.config import load_config, save_config
+from infoclip.errors import ConfigError, InfoclipError, TrainingError
+from infoclip.io_utils import atomic_write_text
+from infoclip.miniature import tiny_clip
+from infoclip.miniature.pretrain import PretrainSettings
+from infoclip.miniature.world import WorldSpec
+
+MODES = ("fast", "full")
+#: the two references every table shows
+UNTRAINED = "untrained CAT-Seg"
+TRAINING_FREE = "training-free dense CLIP"
+
+
+def default_config_path() -> Path:
+    """The shipped miniature config (``infoclip/miniature/miniature.yaml``)."""
+    return Path(str(resources.files("infoclip.miniature") / "miniature.yaml"))
+
+
+@dataclass
+class MiniatureConfig:
+    """The parsed miniature YAML (see ``miniature.yaml`` for the meaning of each section)."""
+
+    world: WorldSpec
+    pretrain: PretrainSettings
+    run: dict[str, Any]
+    methods: dict[str, list[str]]
+    ablation: dict[str, list[str]]
+    modes: dict[str, dict[str, Any]]
+    protocol: str = "whole"
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str] | None = None) -> MiniatureConfig:
+        data = load_config(path or default_config_path())
+        missing = [k for k in ("world", "pretrain", "run", "methods", "modes") if k not in data]
+        if missing:
+            raise ConfigError(f"miniature config {path} lacks section(s) {', '.join(missing)}")
+        unknown_modes = set(data["modes"]) - set(MODES)
+        if unknown_modes or not set(MODES) <= set(data["modes"]):
+            raise ConfigError(f"miniature config must define exactly the modes {MODES}")
+        return cls(
+            world=WorldSpec.from_dict(data["world"]),
+            pretrain=PretrainSettings.from_dict(data["pretrain"]),
+            run=data["run"],
+            methods={k: list(v) for k, v in data["methods"].items()},
+            ablation={k: list(v) for k, v in (data.get("ablation") or {}).items()},
+            modes=data["modes"],
+            protocol=str(data.get("protocol", "whole")),
+        )
+
+
+@dataclass
+class Job:
+    """One row of the results: a method at one seed (or a reference), and where its files are."""
+
+    method: str
+    seed: int | None
+    weights: Path | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+def _cli(args: Sequence[str], log_file: Path, env: Mapping[str, str] | None = None) -> str:
+    """Run ``python -m infoclip_cli ARGS`` with one torch thread; returns stdout; output also in ``log_file``."""
+    command = [sys.executable, "-m", "infoclip_cli", *map(str, args)]
+    run_env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", **(env or {})}
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run(command, capture_output=True, text=True, env=run_env)
+    log_file.write_text(f"$ {shlex.join(command)}\n{done.stdout}\n--- stderr ---\n{done.stderr}", encoding="utf-8")
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["(no message)"])[-1]
+        raise TrainingError(f"`infoclip {' '.join(map(str, args[:1]))}` failed ({last}); full output in {log_file}")
+    return done.stdout
+
+
+def _seen_unseen(entry: Mapping[str, Any], where: Path) -> dict[str, float]:
+    """seen / unseen / harmonic mIoU (percent) and overall mIoU from one dataset's metrics JSON."""
+    split = entry.get("seen_unseen") or {}
+    if not split:
+        raise InfoclipError(f"{where} has no seen/unseen split; the test dataset.yaml must list seen_classes")
+    return {
+        "mIoU": float(entry["mIoU"]),
+        "seen": float(split["mIoU_seen"]),
+        "unseen": float(split["mIoU_unseen"]),
+        "hIoU": float(split["hIoU"]),
+    }
+
+
+class Miniature:
+    """One miniature run under ``output_dir`` (see the module docstring)."""
+
+    def __init__(
+        self,
+        output_dir: str | os.PathLike[str],
+        mode: str = "fast",
+        config: MiniatureConfig | None = None,
+        seeds: Sequence[int] | None = None,
+        jobs: int = 1,
+        log: Callable[[str], None] = lambda s: None,
+    ) -> None:
+        if mode not in MODES:
+            raise ConfigError(f"miniature mode must be one of {', '.join(MODES)}, not {mode!r}")
+        if jobs < 1:
+            raise ConfigError(f"jobs must be at least 1, got {jobs}")
+        self.config = config or MiniatureConfig.load()
+        self.mode = mode
+        self.settings = dict(self.config.modes[mode])
+        self.seeds = list(seeds) if seeds else list(self.settings.get("seeds", [0]))
+        self.output_dir = Path(output_dir)
+        self.jobs = jobs
+        self.log = log
+        self.test_dir = self.output_dir / "data" / "test"
+        self.train_dir = self.output_dir / "data" / "train"
+
+    # --- steps -----------------------------------------------------------------------------------------
+    def write_data(self) -> None:
+        from infoclip.miniature.dataset import write_datasets
+
+        start = time.monotonic()
+        write_datasets(
+            self.output_dir / "data", self.config.world, int(self.settings["n_train"]), int(self.settings["n_test"])
+        )
+        self.log(f"data: {self.settings['n_train']} training and {self.settings['n_test']} test images "
+                 f"in {time.monotonic() - start:.1f}s -> {self.output_dir / 'data'}")
+
+    def clip_weights(self, pretrain: bool) -> Path:
+        """The tiny CLIP's weights: the shipped file, or a fresh pretraining run's."""
+        if not pretrain:
+            return tiny_clip.shipped_weights_path()
+        from infoclip.miniature.pretrain import pretrain_clip, save_clip_weights, zero_shot_report
+
+        model = pretrain_clip(self.config.world, self.config.pretrain, log=self.log)
+        path = save_clip_weights(model, self.output_dir / "clip" / f"{tiny_clip.MINIATURE_CLIP}.safetensors")
+        report = zero_shot_report(model, self.config.world)
+        self.log(f"pretrained CLIP -> {path}: {report}")
+        return path
+
+    def write_run_config(self, clip_weights: Path) -> Path:
+        run = json.loads(json.dumps(self.config.run))  # deep copy of plain data
+        run["model"]["clip"]["pretrained"] = str(Path(clip_weights).resolve())
+        run["data"]["train"] = str(self.train_dir.resolve())
+        run["solver"]["iterations"] = int(self.settings["iterations"])
+        return save_config(run, self.output_dir / "configs" / "run.yaml")
+
+    def evaluate(self, weights_args: Sequence[str], name: str) -> dict[str, float]:
+        out = self.output_dir / "eval" / name
+        _cli(
+            ["eval", *weights_args, "--dataset", self.test_dir, "--protocol", self.config.protocol,
+             "--device", "cpu", "--output-dir", out],
+            self.output_dir / "logs" / f"eval-{name}.log",
+        )
+        summary = out / "summary.json"
+        return _seen_unseen(json.loads(summary.read_text(encoding="utf-8"))["datasets"][0], summary)
+
+    def evaluate_training_free(self, clip: Path) -> dict[str, float]:
+        """The training-free dense-CLIP baseline (``infoclip.segmentation.baseline``) scored by the same
+        ``infoclip.evaluation.evaluate`` that backs ``infoclip eval`` (which takes weights files only)."""
+        import torch
+
+        from infoclip.data import get_dataset
+        from infoclip.evaluation import evaluate
+        from infoclip.segmentation.baseline import DenseCLIPBaseline
+
+        torch.set_num_threads(1)
+        model = DenseCLIPBaseline.from_open_clip(tiny_clip.register_config(), str(clip))
+        result = evaluate(model, get_dataset(self.test_dir, "val"), self.config.protocol, device="cpu",
+                          extra={"clip": f"{tiny_clip.MINIATURE_CLIP}:{clip}"})
+        out = self.output_dir / "eval" / "training-free"
+        result.write(out)
+        return _seen_unseen(result.to_json(), out)
+
+    def untrained_weights(self, run_config: Path) -> Path:
+        """CAT-Seg with the pretrained tiny CLIP and a randomly initialised aggregator, as a weights file."""
+        from infoclip.adapters import get_adapter
+        from infoclip.weights import WeightsMeta, save_weights
+
+        config = load_config(run_config)
+        model = get_adapter(config["adapter"]).build_model(config["model"])
+        model.load_pretrained_clip()
+        path = self.output_dir / "weights" / "untrained.safetensors"
+        meta = WeightsMeta(
+            adapter=config["adapter"], config=model.model_config(), clip_tag=model.clip_tag,
+            classes=list(self.config.world.seen), source="infoclip miniature (untrained)",
+        )
+        return save_weights(path, model.inference_state_dict(), meta)
+
+    def train_and_evaluate(self, run_config: Path, method: str, overrides: Sequence[str], seed: int) -> Job:
+        start = time.monotonic()
+        name = f"{method}-seed{seed}"
+        run_dir = self.output_dir / "runs" / name
+        sets = [x for o in [*overrides, f"train.seed={seed}"] for x in ("--set", o)]
+        _cli(["train", "--config", run_config, "--output-dir", run_dir, *sets, "--no-progress", "--json"],
+             self.output_dir / "logs" / f"train-{name}.log")
+        weights = self.output_dir / "weights" / f"{name}.safetensors"
+        _cli(["export", run_dir, "--output", weights, "--force", "--json"], self.output_dir / "logs" / f"export-{name}.log")
+        metrics = self.evaluate(["--weights", weights], name)
+        job = Job(method, seed, weights, metrics, time.monotonic() - start)
+        self.log(f"{name}: seen {metrics['seen']:.1f} unseen {metrics['unseen']:.1f} hIoU {metrics['hIoU']:.1f} "
+                 f"({job.seconds:.0f}s)")
+        return job
+
+    # --- the whole run ---------------------------------------------------------------------------------
+    def run(self, pretrain: bool = False) -> dict[str, Any]:
+        """Run every step; returns the results dict also written to ``results.json``."""
+        wall = time.monotonic()
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        self.write_data()
+        clip = self.clip_weights(pretrain)
+        run_config = self.write_run_config(clip)
+        methods = {m: self.config.methods[m] for m in self.settings.get("methods", self.config.methods)}
+        tasks: list[tuple[str, Callable[[], Job]]] = [
+            (UNTRAINED, lambda: Job(UNTRAINED, None, None, self.evaluate(["--weights", self.untrained_weights(run_config)], "untrained"))),
+            (TRAINING_FREE, lambda: Job(TRAINING_FREE, None, None, self.evaluate_training_free(clip))),
+        ]
+        for seed in self.seeds:
+            for method, overrides in methods.items():
+                tasks.append((method, lambda m=method, o=overrides, s=seed: self.train_and_evaluate(run_config, m, o, s)))
+        if self.settings.get("ablation"):
+            base = self.config.methods.get("infoclip-batch", [])
+            for name, overrides in self.config.ablation.items():
+                tasks.append((name, lambda n=name, o=[*base, *overrides]: self.train_and_evaluate(run_config, n, o, self.seeds[0])))
+        self.log(f"{len(tasks)} jobs, {self.jobs} at a time")
+        with concurrent.futures.ThreadPoolExecutor(max_workers=self.jobs) as pool:
+            jobs = [f.result() for f in [pool.submit(fn) for _, fn in tasks]]
+        results = summarize(jobs, self.config, self.mode, self.seeds, time.monotonic() - wall, clip)
+        atomic_write_text(self.output_dir / "results.json", json.dumps(results, indent=2) + "\n")
+        atomic_write_text(self.output_dir / "results.md", results_markdown(results))
+        picture = self.output_dir / "predictions.png"
+        from infoclip.miniature.picture import prediction_picture
+
+        trained = {j.method: j.weights for j in jobs if j.weights is not None and j.seed == self.seeds[0]
+                   and j.method in methods}
+        prediction_picture(picture, self.test_dir, self.config.world, trained, clip)
+        results["picture"] = str(picture)
+        atomic_write_text(self.output_dir / "results.json", json.dumps(results, indent=2) + "\n")
+        return results
+
+
+def _mean_std(values: Sequence[float]) -> tuple[float, float]:
+    mean = sum(values) / len(values)
+    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else 0.0
+    return mean, std
+
+
+def summarize(jobs: Sequence[Job], config: MiniatureConfig, mode: str, seeds: Sequence[int], seconds: float, clip: Path) -> dict[str, Any]:
+    """Group jobs by method: mean and sample std over seeds of seen / unseen / hIoU / mIoU (percent)."""
+    rows: dict[str, dict[str, Any]] = {}
+    for job in jobs:
+        row = rows.setdefault(job.method, {"method": job.method, "runs": []})
+        row["runs"].append({"seed": job.seed, **job.metrics, "seconds": round(job.seconds, 1)})
+    for row in rows.values():
+        for key in ("seen", "unseen", "hIoU", "mIoU"):
+            mean, std = _mean_std([r[key] for r in row["runs"]])
+            row[key] = {"mean": round(mean, 2), "std": round(std, 2)}
+    return {
+        "mode": mode,
+        "seeds": list(seeds),
+        "seen_classes": list(config.world.seen),
+        "unseen_classes": list(config.world.unseen),
+        "clip_weights": str(clip),
+        "wall_seconds": round(seconds, 1),
+        "rows": list(rows.values()),
+    }
+
+
+def results_markdown(results: Mapping[str, Any]) -> str:
+    """The results table (mean +- std over seeds, mIoU in percent) as GitHub markdown."""
+    n = len(results["seeds"])
+    lines = [
+        f"| method | runs | seen mIoU | unseen mIoU | hIoU |",
+        "|---|---|---|---|---|",
+    ]
+    for row in results["rows"]:
+        runs = len(row["runs"])
+        cells = [f"{row[k]['mean']:.1f} ± {row[k]['std']:.1f}" if runs > 1 else f"{row[k]['mean']:.1f}"
+                 for k in ("seen", "unseen", "hIoU")]
+        lines.append(f"| {row['method']} | {runs} | " + " | ".join(cells) + " |")
+    lines.append("")
+    lines.append(f"{results['mode']} mode, seeds {results['seeds']} ({n}), {len(results['seen_classes'])} seen / "
+                 f"{len(results['unseen_classes'])} unseen classes ({', '.join(results['unseen_classes'])}), "
+                 f"wall time {results['wall_seconds']:.0f} s.")
+    return "\n".join(lines) + "\n"
