@@ -90,3 +90,16 @@ def test_clip_baseline_probabilities_are_a_softmax(tmp_path):
     sliding = baseline.predict(gradient_rgb(40, 56), ["cat", "sofa", "floor"], protocol="sliding")
     np.testing.assert_allclose(sliding.probs.sum(0), 1.0, atol=1e-5)
     assert not np.allclose(sliding.probs, result.probs)
+
+
+def test_the_example_script_runs(tmp_path, monkeypatch, capsys, photo):
+    import runpy
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[2] / "examples" / "segment_image.py"
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", [str(script), "infoclip-tiny-clip:none", str(photo), "cat,sofa"])
+    runpy.run_path(str(script), run_name="__main__")
+    assert "(48, 64) (2, 48, 64)" in capsys.readouterr().out
+    assert (tmp_path / "photo_overlay.png").is_file() and (tmp_path / "segment_output" / "photo.json").is_file()

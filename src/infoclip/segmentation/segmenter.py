@@ -139,6 +139,7 @@ class SegmentationResult:
         precision: ``"fp32"``, ``"bf16"`` or ``"fp16"``.
         device: the device it ran on.
         seconds: wall time of the prediction (model only, not loading or writing).
+        extra: ``"image_path"`` (when read from a file) and ``"model"`` (adapter, CLIP tag) for the summary.
     """
 
     image: np.ndarray
@@ -186,6 +187,7 @@ class SegmentationResult:
             "pixel_shares": shares,
             "present": [name for name, s in sorted(shares.items(), key=lambda kv: -kv[1]) if s > 0],
             "weights": self.source,
+            "model": self.extra.get("model", {}),
             "training_free_baseline": self.is_baseline,
             "protocol": self.protocol,
             "precision": self.precision,
@@ -286,6 +288,8 @@ class Segmenter:
         self.source = source
         self.precision = precision
         self.protocol = protocol
+        #: what the summary JSON records about the model (adapter, CLIP tag, ...), set by the constructors
+        self.model_info: dict[str, str] = {}
         if template is not None:
             self.set_template(template)
 
@@ -313,8 +317,10 @@ class Segmenter:
         from infoclip.weights import load_model
 
         resolved = _checked_device(device, precision)  # before loading: a wrong flag fails fast
-        model, _meta = load_model(path, resolved)
-        return cls(model, str(path), resolved, precision, protocol, template)
+        model, meta = load_model(path, resolved)
+        segmenter = cls(model, str(path), resolved, precision, protocol, template)
+        segmenter.model_info = {"adapter": meta.adapter, "clip": meta.clip_tag, "weights_source": meta.source}
+        return segmenter
 
     @classmethod
     def from_clip(
@@ -339,7 +345,9 @@ class Segmenter:
         resolved = _checked_device(device, precision)
         model_name, pretrained = parse_clip_spec(spec)
         model = DenseCLIPBaseline.from_open_clip(model_name, pretrained)
-        return cls(model, BASELINE_PREFIX + spec, resolved, precision, protocol, template)
+        segmenter = cls(model, BASELINE_PREFIX + spec, resolved, precision, protocol, template)
+        segmenter.model_info = {"adapter": "dense-clip-baseline", "clip": f"{model_name}:{pretrained or 'none'}"}
+        return segmenter
 
     def set_template(self, template: str) -> None:
         """Use ``template`` (must contain ``{}`` once) to turn class names into prompts."""
@@ -390,7 +398,9 @@ class Segmenter:
         expected = (len(class_names), array.shape[0], array.shape[1])
         if probs_np.shape != expected:
             raise InputError(f"the model returned probabilities of shape {probs_np.shape}, expected {expected}")
-        extra = {"image_path": str(image)} if isinstance(image, (str, os.PathLike)) else {}
+        extra: dict[str, Any] = {"model": dict(self.model_info)}
+        if isinstance(image, (str, os.PathLike)):
+            extra["image_path"] = str(image)
         return SegmentationResult(
             image=array,
             probs=np.ascontiguousarray(probs_np, dtype=np.float32),

@@ -1,0 +1,21 @@
+"""Segment a photo with your own class names through the Python API.
+
+    python examples/segment_image.py catseg_b16.safetensors photo.jpg "cat,sofa,floor,wall"
+    python examples/segment_image.py ViT-B-16:openai photo.jpg "cat,sofa,floor,wall"   # training-free baseline
+"""
+
+import sys
+
+from infoclip import Segmenter
+
+weights, image, classes = sys.argv[1:4]
+if weights.endswith(".safetensors"):
+    segmenter = Segmenter.from_pretrained(weights, device="auto")
+else:
+    segmenter = Segmenter.from_clip(weights, device="auto")  # MODEL:TAG, no segmentation weights
+result = segmenter.predict(image, classes.split(","))  # or a list of names, or "@names.txt"
+print(result.labels.shape, result.probs.shape)  # (H, W) class indices, (T, H, W) probabilities
+for name, share in sorted(result.shares.items(), key=lambda kv: -kv[1]):
+    print(f"{name:>20s} {100 * share:5.1f}%")
+result.overlay().save(f"{result.name}_overlay.png")  # colours over the photo, with a legend
+result.save("segment_output", save_probs=True)  # label map, overlay, JSON summary, probabilities
