@@ -56,6 +56,7 @@ def test_train_resume_export_from_the_command_line(cli, tmp_path, tiny_dataset):
     assert saved["adapter"] == "catseg" and saved["solver"]["iterations"] == 2
     assert saved["data"]["train"] == str(tiny_dataset), "a custom dataset is one config key"
     assert "trainable parameters" in result.stderr
+    assert "[2/2]" in result.stderr and "it/s" in result.stderr and "L_c" in result.stderr, "progress lines"
 
     again = cli(args)
     assert again.exit_code == 1 and "already holds a training run" in again.stderr
@@ -86,3 +87,22 @@ def test_config_errors_are_one_line(cli, tmp_path):
     nothing = cli(["train", "--output-dir", str(tmp_path / "r")])
     assert nothing.exit_code == 1 and "--config is required" in nothing.stderr
     assert not (tmp_path / "r").exists(), "nothing is written when the config is refused"
+
+
+def test_progress_bar_shows_losses_speed_and_eta(monkeypatch):
+    import io
+
+    from rich.console import Console
+
+    from infoclip_cli import train_cmd
+
+    buffer = io.StringIO()
+    monkeypatch.setattr(train_cmd, "err_console", Console(file=buffer, force_terminal=True, width=200))
+    bar = train_cmd.BarProgress()
+    bar.start(total=10, done=2)
+    bar.update(3, {"loss_total": 0.5, "loss_task": 0.6, "loss_compression": -0.1, "loss_distillation": -0.01, "lr": 2e-4})
+    bar.note("checkpoint checkpoints/checkpoint_0000003.pt")
+    bar.close()
+    text = buffer.getvalue()
+    for part in ("3/10", "it/s", "ETA", "loss 0.5000", "L_c -0.1000", "L_d -0.0100", "lr 2.00e-04", "checkpoint_0000003"):
+        assert part in text, part

@@ -132,7 +132,7 @@ def test_baseline_export_and_eval_round_trip(reference_run, tmp_path, tiny_datas
     path, info = export_checkpoint(reference, out)
     assert info["iteration"] == 6 and info["classes"] == len(CLASSES)
     state, meta = read_weights(path)
-    assert meta.adapter == "catseg" and meta.classes == CLASSES and meta.clip_tag == "infoclip-tiny-clip:random-init"
+    assert meta.adapter == "catseg" and meta.classes == CLASSES and meta.clip_tag.startswith("infoclip-tiny-clip:")
     assert meta.source == "infoclip export reference@6"
     assert not any("lpam" in k for k in state), "the training-only LPAM is not exported"
     model, _ = load_model(path)  # strict

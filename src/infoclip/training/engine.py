@@ -665,6 +665,9 @@ class Trainer:
                 f"{self.ctx.world_size} process(es) on {self.device.type}, "
                 f"{self.layout.per_step} image(s) per process per step"
             )
+            table = getattr(self.model, "parameter_summary", None)
+            if callable(table):
+                self._note(str(table()))
             if self.start_iter:
                 self._note(f"resuming from {self.last_checkpoint} at iteration {self.start_iter}")
             if self.val_skipped:

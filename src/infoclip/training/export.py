@@ -18,12 +18,13 @@ from infoclip.training.checkpoint import read_checkpoint, resolve_checkpoint
 
 
 def clip_tag(model_config: dict[str, Any]) -> str:
-    """``"<architecture>:<pretrained>"`` from a model config's ``clip`` section (``""`` if it has none)."""
+    """``"<architecture>:<pretrained>"`` from a model config's ``clip`` section (``""`` if it has none); used
+    when the model does not state its own ``clip_tag``."""
     clip = model_config.get("clip")
     if not isinstance(clip, dict) or "name" not in clip:
         return ""
     pretrained = clip.get("pretrained")
-    return f"{clip['name']}:{pretrained if pretrained else 'random-init'}"
+    return f"{clip['name']}:{pretrained if pretrained else 'random'}"
 
 
 def export_checkpoint(
@@ -67,7 +68,7 @@ def export_checkpoint(
     meta = WeightsMeta(
         adapter=adapter.name,
         config=model.model_config(),
-        clip_tag=clip_tag(model_config),
+        clip_tag=getattr(model, "clip_tag", None) or clip_tag(model_config),
         classes=classes,
         source=f"infoclip export {run.name}@{iteration}",
     )
