@@ -101,16 +101,16 @@ class LineProgress:
 
 
 def train_command(
-    output_dir: Annotated[Path, typer.Option("--output-dir", "-o", help="Run folder (config, logs, checkpoints, metrics).")],
+    output_dir: Annotated[Path, typer.Option("--output-dir", "-o", metavar="RUN", help="Run folder (config, logs, checkpoints, metrics).")],
     config: Annotated[
         Optional[str],
-        typer.Option("--config", "-c", help="Run config: a YAML file or a shipped preset (catseg-vit-b16, "
+        typer.Option("--config", "-c", metavar="YAML|PRESET", help="Run config: a YAML file or a shipped preset (catseg-vit-b16, "
                      "catseg-vit-l14-336, catseg-tiny). Optional with --resume."),
     ] = None,
-    adapter: Annotated[Optional[str], typer.Option(help="Adapter (framework); must match the config's `adapter`.")] = None,
+    adapter: Annotated[Optional[str], typer.Option(metavar="NAME", help="Adapter (framework); must match the config's `adapter`.")] = None,
     overrides: Annotated[
         Optional[list[str]],
-        typer.Option("--set", help="Override a config key, e.g. --set solver.iterations=1000 (repeatable; "
+        typer.Option("--set", metavar="KEY=VALUE", help="Override a config key, e.g. --set solver.iterations=1000 (repeatable; "
                      "unknown keys are errors). --set infoclip.enabled=false trains the plain baseline."),
     ] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --output-dir from its last checkpoint.")] = False,

@@ -74,6 +74,10 @@ def test_train_resume_export_from_the_command_line(cli, tmp_path, tiny_dataset):
     exported = cli(["export", str(run), "-o", str(out)])
     assert exported.exit_code == 0, exported.stderr
     assert out.is_file() and "iteration 3" in exported.stdout
+    scored = cli(["eval", "-w", str(out), "-d", str(tiny_dataset), "--protocol", "whole", "--limit", "2",
+                  "-o", str(tmp_path / "eval")])  # fmt: skip
+    assert scored.exit_code == 0, scored.stderr
+    assert json.loads((tmp_path / "eval" / "toyroom" / "metrics.json").read_text())["num_images"] == 2
     refused = cli(["export", str(run / "config.yaml"), "-o", str(tmp_path / "x.safetensors")])
     assert refused.exit_code == 1 and "not an infoclip training checkpoint" in refused.stderr
 
