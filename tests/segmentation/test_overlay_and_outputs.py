@@ -125,3 +125,16 @@ def test_a_failed_save_leaves_nothing_behind(tmp_path, monkeypatch):
     with pytest.raises(InputError, match="No space left on device"):
         result.save(tmp_path, save_probs=True)
     assert list(tmp_path.iterdir()) == []  # neither the label map written before, nor temporary files
+
+
+def test_outputs_get_the_ordinary_file_mode(tmp_path):
+    import os
+    import stat
+
+    umask = os.umask(0o022)
+    try:
+        files = _result().save(tmp_path, save_probs=True)
+    finally:
+        os.umask(umask)
+    for path in files.values():
+        assert stat.S_IMODE(path.stat().st_mode) == 0o644, path.name
