@@ -126,6 +126,14 @@ def test_a_failed_save_leaves_nothing_behind(tmp_path, monkeypatch):
         result.save(tmp_path, save_probs=True)
     assert list(tmp_path.iterdir()) == []  # neither the label map written before, nor temporary files
 
+    def interrupted(tmp, array):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("infoclip.segmentation.segmenter._save_npy", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        _result().save(tmp_path, save_probs=True)
+    assert list(tmp_path.iterdir()) == []
+
 
 def test_outputs_get_the_ordinary_file_mode(tmp_path):
     import os

@@ -246,9 +246,11 @@ class SegmentationResult:
             for _, path, write in planned:
                 atomic_write(path, lambda tmp, write=write: (write(tmp), os.chmod(tmp, mode)))
                 written.append(path)
-        except OSError as exc:
+        except BaseException as exc:  # an error or Ctrl-C: no image keeps a partial set of outputs
             for path in written:
                 path.unlink(missing_ok=True)
+            if not isinstance(exc, OSError):
+                raise
             reason = exc.strerror or str(exc)
             raise InputError(f"cannot write to output folder {folder}: {reason}") from exc
         return files
