@@ -17,6 +17,7 @@ import os
 import sys
 from dataclasses import dataclass
 from importlib import metadata
+from typing import Any
 
 import pluggy
 
@@ -114,18 +115,28 @@ def collect_hook_results(hook_name: str) -> list[tuple[str, object]]:
     return results
 
 
+def collect_named(hook_name: str, expected: type, error: type[Exception], kind: str) -> dict[str, Any]:
+    """Results of a registration hook by their ``.name``, each checked to be an ``expected`` instance.
+
+    ``kind`` names the thing in messages ("adapter", "dataset"); ``error`` is the exception type raised
+    for a wrong return type or a name registered twice, each message naming the plugin.
+    """
+    found: dict[str, Any] = {}
+    for plugin_name, item in collect_hook_results(hook_name):
+        if not isinstance(item, expected):
+            raise error(
+                f"plugin {plugin_name!r} returned {type(item).__name__} from {hook_name}; "
+                f"expected {expected.__module__}.{expected.__qualname__}"
+            )
+        if item.name in found:
+            raise error(f"{kind} name {item.name!r} is registered twice (second by plugin {plugin_name!r})")
+        found[item.name] = item
+    return found
+
+
 def adapters() -> dict[str, Adapter]:
     """All registered adapters by name, filtered by ``INFOCLIP_LOAD_ADAPTERS`` when it is set."""
-    found: dict[str, Adapter] = {}
-    for plugin_name, adapter in collect_hook_results("infoclip_register_adapters"):
-        if not isinstance(adapter, Adapter):
-            raise AdapterError(
-                f"plugin {plugin_name!r} returned {type(adapter).__name__} from infoclip_register_adapters; "
-                "expected infoclip.adapters.Adapter"
-            )
-        if adapter.name in found:
-            raise AdapterError(f"adapter name {adapter.name!r} is registered twice (second by {plugin_name!r})")
-        found[adapter.name] = adapter
+    found: dict[str, Adapter] = collect_named("infoclip_register_adapters", Adapter, AdapterError, "adapter")
     only = _env_list("INFOCLIP_LOAD_ADAPTERS")
     if only is not None:
         found = {name: a for name, a in found.items() if name in only}

@@ -132,19 +132,9 @@ class DatasetSpec:
 
 def registered_datasets() -> dict[str, DatasetSpec]:
     """Every dataset contributed by plugins, by name (the seven benchmarks come from the built-in plugin)."""
-    from infoclip.adapters.manager import collect_hook_results
+    from infoclip.adapters.manager import collect_named
 
-    found: dict[str, DatasetSpec] = {}
-    for plugin_name, spec in collect_hook_results("infoclip_register_datasets"):
-        if not isinstance(spec, DatasetSpec):
-            raise DatasetError(
-                f"plugin {plugin_name!r} returned {type(spec).__name__} from infoclip_register_datasets; "
-                "expected infoclip.data.registry.DatasetSpec"
-            )
-        if spec.name in found:
-            raise DatasetError(f"dataset name {spec.name!r} is registered twice (second by plugin {plugin_name!r})")
-        found[spec.name] = spec
-    return found
+    return collect_named("infoclip_register_datasets", DatasetSpec, DatasetError, "dataset")
 
 
 def _normalise(name: str) -> str:
