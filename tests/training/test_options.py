@@ -63,3 +63,16 @@ def test_lpam_feeding_the_decoder_is_trained_and_exported(tmp_path, tiny_dataset
     assert meta.config["lpam_feeds_decoder"] is True and any(k.startswith("lpam.") for k in state)
     model, _ = load_model(path)
     assert model.lpam is not None
+
+
+def test_objective_options_reach_the_losses(tmp_path, tiny_dataset):
+    pairs = _trainer(tmp_path, tiny_dataset, "infoclip.gram_axis=pairs", "infoclip.lambda_distillation=0.5",
+                     "infoclip.residual=cosine")  # fmt: skip
+    assert pairs.objective.lpam.residual == "cosine" and pairs.objective.lambda_distillation == 0.5
+    assert "gram_axis='pairs'" in repr(pairs.objective)
+    step = pairs.run_step()
+    assert step.losses["total"] == pytest.approx(
+        step.losses["task"] + step.losses["compression"] + 0.5 * step.losses["distillation"], rel=1e-5
+    )
+    gaussian = _trainer(tmp_path, tiny_dataset, "infoclip.kernel=gaussian", "infoclip.sigma=4")
+    assert "kernel='gaussian', sigma=4.0" in repr(gaussian.objective)

@@ -47,6 +47,8 @@ def test_defaults_hold_the_catseg_recipe():
 
 def test_resolve_layers_defaults_yaml_and_overrides(user_yaml):
     cfg = resolve_run_config(user_yaml, None, ["infoclip.enabled=false", "solver.iterations=10"])
+    gaussian = resolve_run_config(user_yaml, None, ["infoclip.kernel=gaussian", "infoclip.sigma=2"])
+    assert gaussian["infoclip"]["sigma"] == 2.0
     assert cfg["adapter"] == "toy" and cfg["model"] == {"width": 8}
     assert cfg["solver"]["lr"] == 1e-3, "PyYAML's string '1e-3' is read as a number"
     assert cfg["infoclip"]["enabled"] is False and cfg["solver"]["iterations"] == 10
@@ -62,6 +64,7 @@ def test_resolve_layers_defaults_yaml_and_overrides(user_yaml):
         (["train.amp=fp8"], "one of none, bf16, fp16"),
         (["infoclip.alpha=1"], "other than 1"),
         (["data.crop_max_category_area=0"], "(0, 1]"),
+        (["infoclip.kernel=gaussian"], "number > 0 for the gaussian kernel"),
     ],
 )
 def test_resolve_rejects_bad_overrides(user_yaml, overrides, message):

@@ -393,6 +393,7 @@ class Trainer:
                     gram_axis=info["gram_axis"],
                     kernel=info["kernel"],
                     detach_teacher_in_distillation=bool(info["detach_teacher_in_distillation"]),
+                    sigma=None if info["sigma"] is None else float(info["sigma"]),
                 )
         if cfg["train"]["grad_checkpointing"]:
             enable = getattr(model, "set_grad_checkpointing", None)

@@ -27,7 +27,7 @@ TOP_LEVEL_KEYS = ("adapter", "model", *ENGINE_SECTIONS)
 
 _CHOICES: dict[str, tuple[Any, ...]] = {
     "infoclip.gram_axis": ("batch", "pairs"),
-    "infoclip.kernel": ("cosine",),
+    "infoclip.kernel": ("cosine", "gaussian"),
     "infoclip.residual": ("ln_dot", "cosine"),
     "infoclip.teacher_precision": ("auto", "fp32", "bf16", "fp16"),
     "data.val_protocol": ("sliding", "whole"),
@@ -107,7 +107,7 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-_FLOAT_KEYS = (*_NON_NEGATIVE_FLOATS, "infoclip.alpha", "data.crop_max_category_area", "solver.grad_clip",
+_FLOAT_KEYS = (*_NON_NEGATIVE_FLOATS, "infoclip.alpha", "infoclip.sigma", "data.crop_max_category_area", "solver.grad_clip",
                "solver.weight_decay_bias")  # fmt: skip
 
 
@@ -154,6 +154,10 @@ def validate_run_config(config: Mapping[str, Any]) -> None:
     area = get(config, "data.crop_max_category_area")
     if not _is_number(area) or not 0 < area <= 1:
         fail("data.crop_max_category_area", "a number in (0, 1]")
+    sigma = get(config, "infoclip.sigma")
+    gaussian = get(config, "infoclip.kernel") == "gaussian"
+    if (sigma is not None) != gaussian or (gaussian and not (_is_number(sigma) and sigma > 0)):
+        fail("infoclip.sigma", "null for the cosine kernel and a number > 0 for the gaussian kernel")
     for key in ("solver.grad_clip", "solver.weight_decay_bias"):
         value = get(config, key)
         if value is not None and (not _is_number(value) or value < 0):
