@@ -68,3 +68,15 @@ def test_torch_load_is_weights_only(tmp_path):
     truncated.write_bytes(good.read_bytes()[:40])
     with pytest.raises(CheckpointError, match="truncated"):
         torch_load_checkpoint(truncated)
+
+
+def test_atomic_outputs_get_the_ordinary_file_mode(tmp_path):
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        path = atomic_write_text(tmp_path / "shared.txt", "x")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644

@@ -240,11 +240,10 @@ class SegmentationResult:
             ("summary", summary_path, lambda tmp: tmp.write_text(json.dumps(payload, indent=2) + "\n", "utf-8"))
         )
         written: list[Path] = []
-        mode = _default_file_mode()
         try:
             folder.mkdir(parents=True, exist_ok=True)
             for _, path, write in planned:
-                atomic_write(path, lambda tmp, write=write: (write(tmp), os.chmod(tmp, mode)))
+                atomic_write(path, write)
                 written.append(path)
         except BaseException as exc:  # an error or Ctrl-C: no image keeps a partial set of outputs
             for path in written:
@@ -254,17 +253,6 @@ class SegmentationResult:
             reason = exc.strerror or str(exc)
             raise InputError(f"cannot write to output folder {folder}: {reason}") from exc
         return files
-
-
-def _default_file_mode() -> int:
-    """The mode a plainly created file gets under the current umask (0o644 usually).
-
-    The temporary files behind atomic writes are created 0o600; outputs meant to be shared (served, viewed by
-    other users) get the ordinary mode before they are moved into place.
-    """
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
 
 
 def _save_npy(path: Path, array: np.ndarray) -> None:
