@@ -306,6 +306,11 @@ def test_objective_options_are_checked(kwargs, message):
         InfoCLIPObjective(LPAM(DIM), **kwargs)
 
 
-def test_gaussian_kernel_option_runs():
-    out = _objective(kernel="gaussian", sigma=20.0)(*_teacher_and_student())
+def test_gaussian_kernel_option_runs_forward_and_backward():
+    objective = _objective(kernel="gaussian", sigma=20.0)
+    out = objective(*_teacher_and_student())
     assert torch.isfinite(out["total"])
+    out["total"].backward()
+    grads = [p.grad for p in objective.parameters()]
+    assert all(g is not None and torch.isfinite(g).all() for g in grads)
+    assert any(g.abs().sum() > 0 for g in grads)
