@@ -1,19 +1,31 @@
-"""Adapters: pluggy plugins that attach the InfoCLIP objective to OVSS frameworks."""
+"""Adapters: pluggy plugins that attach the InfoCLIP objective to OVSS frameworks.
 
-from infoclip.adapters.contract import Adapter, DenseEmbeddings, OVSSModel, TrainOutput
+Names load on first use so that ``import infoclip`` (and ``infoclip --version``) does not import torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
 from infoclip.adapters.hookspecs import hookimpl, hookspec
-from infoclip.adapters.manager import adapters, get_adapter, get_plugin_manager, plugin_info, reset_plugin_manager
 
-__all__ = [
-    "Adapter",
-    "DenseEmbeddings",
-    "OVSSModel",
-    "TrainOutput",
-    "adapters",
-    "get_adapter",
-    "get_plugin_manager",
-    "hookimpl",
-    "hookspec",
-    "plugin_info",
-    "reset_plugin_manager",
-]
+_LAZY = {
+    "Adapter": "infoclip.adapters.contract",
+    "DenseEmbeddings": "infoclip.adapters.contract",
+    "OVSSModel": "infoclip.adapters.contract",
+    "TrainOutput": "infoclip.adapters.contract",
+    "adapters": "infoclip.adapters.manager",
+    "get_adapter": "infoclip.adapters.manager",
+    "get_plugin_manager": "infoclip.adapters.manager",
+    "plugin_info": "infoclip.adapters.manager",
+    "reset_plugin_manager": "infoclip.adapters.manager",
+}
+
+__all__ = [*_LAZY, "hookimpl", "hookspec"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'infoclip.adapters' has no attribute {name!r}")
