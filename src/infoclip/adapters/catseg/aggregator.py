@@ -28,6 +28,17 @@ from infoclip.errors import ConfigError, InputError
 DROPPED_CLASS_LOGIT = -100.0
 
 
+def chunked_rows(fn, rows: int, chunk: int) -> torch.Tensor:  # noqa: ANN001
+    """``fn(0, rows)`` with autograd on; without it, ``cat(fn(i, j))`` over row ranges of at most ``chunk``.
+
+    Every module chunked this way treats rows (class maps, class sequences) independently, so chunking
+    bounds peak memory in inference without changing the result.
+    """
+    if torch.is_grad_enabled() or chunk <= 0 or rows <= chunk:
+        return fn(0, rows)
+    return torch.cat([fn(i, min(i + chunk, rows)) for i in range(0, rows, chunk)], dim=0)
+
+
 class FeedForward(nn.Module):
     """timm's ``Mlp`` as CAT-Seg's Swin blocks use it: fc1 -> GELU (erf) -> fc2."""
 
@@ -137,11 +148,13 @@ class SwinTransformerBlock(nn.Module):
 class SwinTransformerBlockWrapper(nn.Module):
     """Spatial aggregation: a W-MSA block then a shifted SW-MSA block on every class's cost map."""
 
-    def __init__(self, dim: int, guidance_dim: int, grid: tuple[int, int], num_heads: int, window: int) -> None:
+    def __init__(self, dim: int, guidance_dim: int, grid: tuple[int, int], num_heads: int, window: int,
+                 chunk: int = 0) -> None:  # fmt: skip
         super().__init__()
         self.block_1 = SwinTransformerBlock(dim, guidance_dim, grid, num_heads, window, shift=0)
         self.block_2 = SwinTransformerBlock(dim, guidance_dim, grid, num_heads, window, shift=window // 2)
         self.guidance_norm = nn.LayerNorm(guidance_dim) if guidance_dim > 0 else None
+        self.chunk = chunk
 
     def forward(self, x: torch.Tensor, guidance: torch.Tensor | None) -> torch.Tensor:
         """x (B, T, H, W, C); guidance (B, H, W, Cg) or None -> (B, T, H, W, C)."""
@@ -149,12 +162,17 @@ class SwinTransformerBlockWrapper(nn.Module):
         if guidance is not None and self.guidance_norm is not None:
             # LayerNorm is per token, so normalising before repeating over classes gives the same values.
             guidance = self.guidance_norm(guidance)
-            guidance = guidance[:, None].expand(b, t, h, w, -1).reshape(b * t, h, w, -1)
         else:
             guidance = None
-        x = x.reshape(b * t, h, w, c)
-        x = self.block_2(self.block_1(x, guidance), guidance)
-        return x.reshape(b, t, h, w, c)
+        maps = x.reshape(b * t, h, w, c)
+
+        def run(start: int, stop: int) -> torch.Tensor:
+            g = None
+            if guidance is not None:  # map i belongs to image i // T
+                g = guidance.index_select(0, torch.arange(start, stop, device=x.device) // t)
+            return self.block_2(self.block_1(maps[start:stop], g), g)
+
+        return chunked_rows(run, b * t, self.chunk).reshape(b, t, h, w, c)
 
 
 def linear_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
@@ -216,8 +234,10 @@ class ClassTransformerLayer(nn.Module):
         pooling_train: Sequence[int],
         pooling_eval: Sequence[int],
         pad_len: int,
+        chunk: int = 0,
     ) -> None:
         super().__init__()
+        self.chunk = chunk
         self.pooling_train = tuple(int(p) for p in pooling_train)
         self.pooling_eval = tuple(int(p) for p in pooling_eval)
         self.attention = AttentionLayer(dim, guidance_dim, num_heads, attention_type)
@@ -246,12 +266,18 @@ class ClassTransformerLayer(nn.Module):
         if pad:
             seq = torch.cat([seq, self.padding_tokens.expand(b, hp, wp, pad, c)], dim=3)
         seq = seq.reshape(b * hp * wp, t + pad, c)
-        if guidance is not None:
-            if pad and self.padding_guidance is not None:
-                guidance = torch.cat([guidance, self.padding_guidance.expand(b, pad, -1)], dim=1)
-            guidance = guidance[:, None].expand(b, hp * wp, t + pad, -1).reshape(b * hp * wp, t + pad, -1)
-        seq = seq + self.attention(self.norm1(seq), guidance)
-        seq = seq + self.MLP(self.norm2(seq))
+        if guidance is not None and pad and self.padding_guidance is not None:
+            guidance = torch.cat([guidance, self.padding_guidance.expand(b, pad, -1)], dim=1)
+
+        def run(start: int, stop: int) -> torch.Tensor:
+            rows = seq[start:stop]
+            g = None
+            if guidance is not None:  # sequence i belongs to image i // (H' W')
+                g = guidance.index_select(0, torch.arange(start, stop, device=seq.device) // (hp * wp))
+            rows = rows + self.attention(self.norm1(rows), g)
+            return rows + self.MLP(self.norm2(rows))
+
+        seq = chunked_rows(run, seq.shape[0], self.chunk)
         # Padding classes are dropped before upsampling: every class map is upsampled on its own.
         out = seq.reshape(b, hp, wp, t + pad, c)[:, :, :, :t].permute(0, 3, 1, 2, 4)
         if (hp, wp) != (h, w):
@@ -265,11 +291,11 @@ class AggregatorLayer(nn.Module):
     """Spatial aggregation (``swin_block``) then class aggregation (``attention``)."""
 
     def __init__(self, hidden_dim, text_guidance_dim, appearance_guidance_dim, num_heads, grid, window,
-                 attention_type, pooling_train, pooling_eval, pad_len) -> None:  # fmt: skip
+                 attention_type, pooling_train, pooling_eval, pad_len, chunk=0) -> None:  # fmt: skip
         super().__init__()
-        self.swin_block = SwinTransformerBlockWrapper(hidden_dim, appearance_guidance_dim, grid, num_heads, window)
+        self.swin_block = SwinTransformerBlockWrapper(hidden_dim, appearance_guidance_dim, grid, num_heads, window, chunk)
         self.attention = ClassTransformerLayer(
-            hidden_dim, text_guidance_dim, num_heads, attention_type, pooling_train, pooling_eval, pad_len
+            hidden_dim, text_guidance_dim, num_heads, attention_type, pooling_train, pooling_eval, pad_len, chunk
         )
 
     def forward(self, x: torch.Tensor, appearance: torch.Tensor | None, text: torch.Tensor | None) -> torch.Tensor:
@@ -306,11 +332,9 @@ class Up(nn.Module):
         self.conv = DoubleConv(in_channels, out_channels)
 
     def forward(self, x: torch.Tensor, guidance: torch.Tensor | None) -> torch.Tensor:
-        """x (B*T, C, h, w); guidance (B, Cg, 2h, 2w) repeated over the T class maps of each image."""
+        """x (N, C, h, w) class maps; guidance (N, Cg, 2h, 2w), the guidance of each map's image, or None."""
         x = self.up(x)
         if guidance is not None:
-            t = x.shape[0] // guidance.shape[0]
-            guidance = guidance[:, None].expand(-1, t, -1, -1, -1).reshape(x.shape[0], *guidance.shape[1:])
             x = torch.cat([x, guidance], dim=1)
         return self.conv(x)
 
@@ -331,7 +355,8 @@ class Aggregator(nn.Module):
         attention_type: ``"linear"`` (official) or ``"full"``.
         prompt_channel: number of prompt templates P (1).
         pad_len: class-axis length of class aggregation (256); 0 disables padding and preselection.
-        decoder_chunk: class maps decoded at a time when gradients are off (bounds memory; same numbers).
+        no_grad_chunk: without autograd, class maps (Swin blocks, decoder) and class sequences (class
+            aggregation) processed at a time; bounds inference memory, same numbers. 0: all at once.
     """
 
     def __init__(
@@ -353,7 +378,7 @@ class Aggregator(nn.Module):
         attention_type: str = "linear",
         prompt_channel: int = 1,
         pad_len: int = 256,
-        decoder_chunk: int = 512,
+        no_grad_chunk: int = 512,
     ) -> None:
         super().__init__()
         if hidden_dim % num_heads:
@@ -361,10 +386,11 @@ class Aggregator(nn.Module):
         grid = (int(feature_resolution[0]), int(feature_resolution[1]))
         self.grid = grid
         self.pad_len = int(pad_len)
-        self.decoder_chunk = int(decoder_chunk)
+        self.no_grad_chunk = int(no_grad_chunk)
         self.layers = nn.ModuleList(
             AggregatorLayer(hidden_dim, text_guidance_proj_dim, appearance_guidance_proj_dim, num_heads, grid,
-                            window_size, attention_type, pooling_train, pooling_eval, self.pad_len)  # fmt: skip
+                            window_size, attention_type, pooling_train, pooling_eval, self.pad_len,
+                            self.no_grad_chunk)  # fmt: skip
             for _ in range(num_layers)
         )
         self.conv1 = nn.Conv2d(prompt_channel, hidden_dim, kernel_size=7, stride=1, padding=3)
@@ -402,20 +428,12 @@ class Aggregator(nn.Module):
         b, t, h, w, c = x.shape
         maps = x.reshape(b * t, h, w, c).permute(0, 3, 1, 2)
 
-        def decode(chunk: torch.Tensor, g1: torch.Tensor, g2: torch.Tensor) -> torch.Tensor:
-            return self.head(self.decoder2(self.decoder1(chunk, g1), g2))
+        def decode(start: int, stop: int) -> torch.Tensor:
+            image = torch.arange(start, stop, device=x.device) // t  # map i belongs to image i // T
+            g1, g2 = guidance[0].index_select(0, image), guidance[1].index_select(0, image)
+            return self.head(self.decoder2(self.decoder1(maps[start:stop], g1), g2))
 
-        if torch.is_grad_enabled() or b * t <= self.decoder_chunk or self.decoder_chunk <= 0:
-            out = decode(maps, guidance[0], guidance[1])
-        else:
-            # Without autograd, decode a bounded number of class maps at a time (one image's guidance each).
-            step = max(1, self.decoder_chunk)
-            parts = []
-            for i in range(b):
-                g1, g2 = guidance[0][i : i + 1], guidance[1][i : i + 1]
-                for j in range(0, t, step):
-                    parts.append(decode(maps[i * t + j : i * t + min(j + step, t)], g1, g2))
-            out = torch.cat(parts, dim=0)
+        out = chunked_rows(decode, b * t, self.no_grad_chunk)
         return out.reshape(b, t, out.shape[-2], out.shape[-1])
 
     def forward(

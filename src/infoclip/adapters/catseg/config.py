@@ -106,7 +106,7 @@ def resolve_model_config(config: Mapping[str, Any] | None) -> dict[str, Any]:
     for key in ("hidden_dim", "num_heads", "num_layers", "text_guidance_proj_dim", "appearance_guidance_proj_dim", "window_size"):
         _int(agg[key], f"aggregator.{key}", 1)
     _int(agg["pad_len"], "aggregator.pad_len")
-    _int(agg["decoder_chunk"], "aggregator.decoder_chunk")
+    _int(agg["no_grad_chunk"], "aggregator.no_grad_chunk")
     for key in ("decoder_dims", "decoder_guidance_dims", "decoder_guidance_proj_dims", "pooling_train", "pooling_eval"):
         _int_list(agg[key], f"aggregator.{key}", 2, 1)
     if agg["attention_type"] not in ("linear", "full"):

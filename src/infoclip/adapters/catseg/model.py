@@ -180,7 +180,7 @@ class CATSeg(OVSSModel):
             attention_type=agg["attention_type"],
             prompt_channel=len(templates),
             pad_len=agg["pad_len"],
-            decoder_chunk=agg["decoder_chunk"],
+            no_grad_chunk=agg["no_grad_chunk"],
         )
         self.upsample1 = nn.ConvTranspose2d(width, agg["decoder_guidance_dims"][0], kernel_size=2, stride=2)
         self.upsample2 = nn.ConvTranspose2d(width, agg["decoder_guidance_dims"][1], kernel_size=4, stride=4)
@@ -199,7 +199,7 @@ class CATSeg(OVSSModel):
 
     @property
     def clip_tag(self) -> str:
-        """``"<open_clip name>:<pretrained>"``, e.g. ``"ViT-B-16-quickgelu:openai"`` (``:random`` for null)."""
+        """``"<open_clip name>:<pretrained>"``, e.g. ``"ViT-B-16-quickgelu:openai"`` (``:random`` for null, as ``infoclip.training.export.clip_tag``)."""
         clip_cfg = self.config["clip"]
         return f"{clip_cfg['name']}:{clip_cfg['pretrained'] or 'random'}"
 
