@@ -51,11 +51,12 @@ def convert_checkpoint(
         raise AdapterError(f"adapter {adapter.name!r} has no importer {importer!r}; importers: {', '.join(sorted(adapter.importers))}")
     state, config = adapter.importers[importer](source)
     with torch.device("meta"):
-        expected = {k: tuple(v.shape) for k, v in adapter.build_model(config).state_dict().items()}
+        model = adapter.build_model(config)
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     misfits = sorted(set(expected) ^ set(state)) + sorted(k for k in expected if k in state and tuple(state[k].shape) != expected[k])
     if misfits:
         raise CheckpointError(f"the {importer} importer of {adapter.name} produced weights that do not fit its model: {', '.join(misfits[:3])}")
-    meta = WeightsMeta(adapter=adapter.name, config=config, clip_tag=clip_tag(config), source=f"infoclip convert {adapter.name} {source.name}")
+    meta = WeightsMeta(adapter=adapter.name, config=model.model_config(), clip_tag=getattr(model, "clip_tag", "") or clip_tag(config), source=f"infoclip convert {adapter.name} {source.name}")
     save_weights(output, state, meta)
     return output, {
         "adapter": adapter.name,

@@ -114,7 +114,8 @@ def test_cli_round_trip_writes_loadable_weights(tiny_source, official_file, tmp_
     assert stdout.strip() == str(out)
     assert "infoclip-tiny-clip" in stderr and "tensors" in stderr
     loaded, meta = load_model(out)
-    assert (meta.adapter, meta.clip_tag, meta.infoclip_version) == ("catseg", "infoclip-tiny-clip:random-init", __version__)
+    assert (meta.adapter, meta.clip_tag, meta.infoclip_version) == ("catseg", model.clip_tag, __version__)
+    assert meta.clip_tag.startswith("infoclip-tiny-clip:")
     assert meta.source == "infoclip convert catseg model_final.pth"
     assert meta.config == model.model_config()
     images = torch.rand(1, 3, 128, 128, generator=torch.Generator().manual_seed(0)) * 255
