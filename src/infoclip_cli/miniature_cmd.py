@@ -29,7 +29,7 @@ miniature_app = typer.Typer(
 
 
 def _log(text: str) -> None:
-    err_console.print(text, markup=False, highlight=False)
+    err_console.print(text, markup=False, highlight=False, soft_wrap=True)
 
 
 def _parse_seeds(text: Optional[str]) -> Optional[list[int]]:

@@ -56,7 +56,7 @@ def prediction_picture(
         models[title] = load_model(file, "cpu")[0]
     colours = (plt.get_cmap("tab20")(np.arange(len(names)) % 20)[:, :3] * 255).astype(np.uint8)
     columns = ["image", "ground truth", *models]
-    fig, axes = plt.subplots(len(picks), len(columns), figsize=(1.35 * len(columns), 1.45 * len(picks) + 1.1))
+    fig, axes = plt.subplots(len(picks), len(columns), figsize=(1.35 * len(columns), 1.45 * len(picks) + 0.9))
     axes = np.atleast_2d(axes)
     with torch.no_grad():
         for r, index in enumerate(picks):
@@ -79,7 +79,7 @@ def prediction_picture(
     ]
     fig.legend(handles=handles, loc="lower center", ncol=7, fontsize=6, frameon=False,
                title="* unseen in fine-tuning", title_fontsize=6)
-    fig.tight_layout(rect=(0, 0.16, 1, 1))
+    fig.tight_layout(rect=(0, 0.9 / (1.45 * len(picks) + 0.9), 1, 1))
     out = atomic_write(Path(path), lambda tmp: fig.savefig(tmp, format="png", dpi=90))
     plt.close(fig)
     return out

@@ -244,20 +244,20 @@ class Miniature:
         clip = self.clip_weights(pretrain)
         run_config = self.write_run_config(clip)
         methods = {m: self.config.methods[m] for m in self.settings.get("methods", self.config.methods)}
-        tasks: list[tuple[str, Callable[[], Job]]] = [
-            (UNTRAINED, lambda: Job(UNTRAINED, None, None, self.evaluate(["--weights", self.untrained_weights(run_config)], "untrained"))),
-            (TRAINING_FREE, lambda: Job(TRAINING_FREE, None, None, self.evaluate_training_free(clip))),
-        ]
+        # the long training jobs first, so that the two short references run beside them
+        tasks: list[Callable[[], Job]] = []
         for seed in self.seeds:
             for method, overrides in methods.items():
-                tasks.append((method, lambda m=method, o=overrides, s=seed: self.train_and_evaluate(run_config, m, o, s)))
+                tasks.append(lambda m=method, o=overrides, s=seed: self.train_and_evaluate(run_config, m, o, s))
         if self.settings.get("ablation"):
             base = self.config.methods.get("infoclip-batch", [])
             for name, overrides in self.config.ablation.items():
-                tasks.append((name, lambda n=name, o=[*base, *overrides]: self.train_and_evaluate(run_config, n, o, self.seeds[0])))
+                tasks.append(lambda n=name, o=[*base, *overrides]: self.train_and_evaluate(run_config, n, o, self.seeds[0]))
+        tasks.append(lambda: Job(UNTRAINED, None, None, self.evaluate(["--weights", self.untrained_weights(run_config)], "untrained")))
+        tasks.append(lambda: Job(TRAINING_FREE, None, None, self.evaluate_training_free(clip)))
         self.log(f"{len(tasks)} jobs, {self.jobs} at a time")
         with concurrent.futures.ThreadPoolExecutor(max_workers=self.jobs) as pool:
-            jobs = [f.result() for f in [pool.submit(fn) for _, fn in tasks]]
+            jobs = [f.result() for f in [pool.submit(fn) for fn in tasks]]
         results = summarize(jobs, self.config, self.mode, self.seeds, time.monotonic() - wall, clip)
         atomic_write_text(self.output_dir / "results.json", json.dumps(results, indent=2) + "\n")
         atomic_write_text(self.output_dir / "results.md", results_markdown(results))
@@ -280,10 +280,13 @@ def _mean_std(values: Sequence[float]) -> tuple[float, float]:
 
 def summarize(jobs: Sequence[Job], config: MiniatureConfig, mode: str, seeds: Sequence[int], seconds: float, clip: Path) -> dict[str, Any]:
     """Group jobs by method: mean and sample std over seeds of seen / unseen / hIoU / mIoU (percent)."""
-    rows: dict[str, dict[str, Any]] = {}
+    rows: dict[str, dict[str, Any]] = {UNTRAINED: {}, TRAINING_FREE: {}}  # the references head the table
     for job in jobs:
-        row = rows.setdefault(job.method, {"method": job.method, "runs": []})
+        row = rows.setdefault(job.method, {})
+        row.setdefault("method", job.method)
+        row.setdefault("runs", [])
         row["runs"].append({"seed": job.seed, **job.metrics, "seconds": round(job.seconds, 1)})
+    rows = {name: row for name, row in rows.items() if row}
     for row in rows.values():
         for key in ("seen", "unseen", "hIoU", "mIoU"):
             mean, std = _mean_std([r[key] for r in row["runs"]])
