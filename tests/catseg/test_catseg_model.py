@@ -100,8 +100,12 @@ def test_train_eval_switch_pooling_and_text_cache(tiny_model, images):
     assert torch.allclose(cached, text.detach(), atol=1e-6)
     eval_logits = model(images[:1], CLASSES)
     assert not torch.allclose(train_logits, eval_logits, atol=1e-4)  # pooling changed the result
+    model.eval()
+    assert model.encode_classes(CLASSES) is cached  # eval() again (predict does it per image) keeps the cache
+    model.predict(torch.zeros(3, 32, 32), CLASSES, protocol="whole")
+    assert model.encode_classes(CLASSES) is cached
     model.train()
-    assert not model._text.cache  # switching modes drops the cache
+    assert not model._text.cache  # entering training drops the cache
 
 
 def test_loss_is_official_bce(tiny_model):

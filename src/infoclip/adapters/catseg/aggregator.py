@@ -378,7 +378,7 @@ class Aggregator(nn.Module):
         attention_type: str = "linear",
         prompt_channel: int = 1,
         pad_len: int = 256,
-        no_grad_chunk: int = 512,
+        no_grad_chunk: int = 256,
     ) -> None:
         super().__init__()
         if hidden_dim % num_heads:

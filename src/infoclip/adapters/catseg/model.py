@@ -204,9 +204,11 @@ class CATSeg(OVSSModel):
         return f"{clip_cfg['name']}:{clip_cfg['pretrained'] or 'random'}"
 
     def train(self, mode: bool = True) -> CATSeg:
-        """Switch training/evaluation behaviour: class-aggregation pooling (2x2 / 1x1 by default) and the text
-        cache (cleared on every switch, since training changes the text encoder)."""
-        self._text.clear()
+        """Switch training/evaluation behaviour: class-aggregation pooling (2x2 / 1x1 by default) and text
+        caching (eval only). Entering training mode drops the cache, since training changes the text encoder;
+        staying in or entering eval mode keeps it (``predict`` calls ``eval()`` on every image)."""
+        if mode:
+            self._text.clear()
         return super().train(mode)
 
     def _apply(self, fn, *args, **kwargs):  # noqa: ANN001 - nn.Module's signature
@@ -416,7 +418,7 @@ class CATSeg(OVSSModel):
                     top, left = offsets[index]
                     local[..., top : top + kernel, left : left + kernel] += probs
                     count[..., top : top + kernel, left : left + kernel] += 1
-        return (local / count + global_probs) / 2
+        return local.div_(count).add_(global_probs).div_(2)  # (local / count + global) / 2, in place
 
 
 def resize_shortest_edge(image: torch.Tensor, short: int, max_size: int) -> torch.Tensor:
