@@ -68,7 +68,7 @@ def miniature_command(
     fast: Annotated[bool, typer.Option("--fast", help="The ~3-minute mode: one seed, CAT-Seg only, fewer images.")] = False,
     output_dir: Annotated[Path, typer.Option("--output-dir", "-o", help="Folder for data, runs, weights and results.")] = Path("infoclip-miniature"),
     seeds: Annotated[Optional[str], typer.Option(help="Comma-separated seeds (default: the mode's, 0,1,2 for the full run).")] = None,
-    jobs: Annotated[int, typer.Option(min=1, help="Commands run at once (one CPU thread each).")] = 1,
+    jobs: Annotated[int, typer.Option(min=1, help="Commands run at once (one CPU thread each).")] = 2,
     pretrain: Annotated[bool, typer.Option("--pretrain", help="Pretrain the tiny CLIP afresh instead of using the shipped weights.")] = False,
     config: Annotated[Optional[Path], typer.Option("--config", "-c", help="A miniature YAML (default: the shipped miniature.yaml).")] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace an earlier miniature run in --output-dir.")] = False,

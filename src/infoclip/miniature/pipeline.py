@@ -291,9 +291,14 @@ def summarize(jobs: Sequence[Job], config: MiniatureConfig, mode: str, seeds: Se
         for key in ("seen", "unseen", "hIoU", "mIoU"):
             mean, std = _mean_std([r[key] for r in row["runs"]])
             row[key] = {"mean": round(mean, 2), "std": round(std, 2)}
+    settings = {name: list(o) for name, o in config.methods.items()}
+    base = config.methods.get("infoclip-batch", [])
+    settings.update({name: [*base, *o] for name, o in config.ablation.items()})
     return {
         "mode": mode,
         "seeds": list(seeds),
+        "ablation_methods": [name for name in config.ablation if name in rows],
+        "method_settings": {name: settings[name] for name in rows if name in settings},
         "seen_classes": list(config.world.seen),
         "unseen_classes": list(config.world.unseen),
         "clip_weights": str(clip),
@@ -302,20 +307,38 @@ def summarize(jobs: Sequence[Job], config: MiniatureConfig, mode: str, seeds: Se
     }
 
 
+def _cell(stats: Mapping[str, float], runs: int) -> str:
+    return f"{stats['mean']:.1f} ± {stats['std']:.1f}" if runs > 1 else f"{stats['mean']:.1f}"
+
+
 def results_markdown(results: Mapping[str, Any]) -> str:
-    """The results table (mean +- std over seeds, mIoU in percent) as GitHub markdown."""
-    n = len(results["seeds"])
-    lines = [
-        f"| method | runs | seen mIoU | unseen mIoU | hIoU |",
-        "|---|---|---|---|---|",
-    ]
+    """The results as GitHub markdown: the main table (mean ± sample std over seeds, mIoU in percent) and,
+    when the run had one, the ablation table (every method at the first seed, with its settings)."""
+    ablation = set(results.get("ablation_methods", []))
+    settings = results.get("method_settings", {})
+    lines = ["| method | runs | seen mIoU | unseen mIoU | hIoU |", "|---|---|---|---|---|"]
     for row in results["rows"]:
+        if row["method"] in ablation:
+            continue
         runs = len(row["runs"])
-        cells = [f"{row[k]['mean']:.1f} ± {row[k]['std']:.1f}" if runs > 1 else f"{row[k]['mean']:.1f}"
-                 for k in ("seen", "unseen", "hIoU")]
+        cells = [_cell(row[k], runs) for k in ("seen", "unseen", "hIoU")]
         lines.append(f"| {row['method']} | {runs} | " + " | ".join(cells) + " |")
     lines.append("")
-    lines.append(f"{results['mode']} mode, seeds {results['seeds']} ({n}), {len(results['seen_classes'])} seen / "
-                 f"{len(results['unseen_classes'])} unseen classes ({', '.join(results['unseen_classes'])}), "
-                 f"wall time {results['wall_seconds']:.0f} s.")
+    lines.append(
+        f"{results['mode']} mode, seeds {', '.join(map(str, results['seeds']))}; {len(results['seen_classes'])} seen / "
+        f"{len(results['unseen_classes'])} unseen classes ({', '.join(results['unseen_classes'])}); "
+        f"wall time {results['wall_seconds']:.0f} s."
+    )
+    if ablation:
+        seed = results["seeds"][0]
+        lines += ["", f"Ablation (seed {seed}):", "",
+                  "| method | settings | seen mIoU | unseen mIoU | hIoU |", "|---|---|---|---|---|"]
+        for row in results["rows"]:
+            if row["method"] not in settings:
+                continue
+            run = next((r for r in row["runs"] if r["seed"] == seed), None)
+            if run is None:
+                continue
+            what = ", ".join(settings[row["method"]]) or "-"
+            lines.append(f"| {row['method']} | `{what}` | {run['seen']:.1f} | {run['unseen']:.1f} | {run['hIoU']:.1f} |")
     return "\n".join(lines) + "\n"

@@ -2,15 +2,18 @@
 
 The corpus is an endless stream of image-caption pairs from the procedural world, over the *whole*
 vocabulary (seen and unseen classes alike: that is how a web-pretrained CLIP knows words it never sees a
-mask of). Half of each batch are scenes of 2-4 textures captioned 'a photo of waves, bricks and dots.',
-half are close-ups of one texture captioned with one name.
+mask of). A quarter of each batch (``closeup_fraction``) are close-ups of one texture captioned with its
+name, the rest scenes of 2-4 textures captioned 'a photo of waves, bricks and dots.'.
 
-Loss = CLIP's symmetric InfoNCE on the pooled embedding + the same InfoNCE on the mean of the dense
-(CAT-Seg value-path) patch embeddings + a per-token InfoNCE on the dense embeddings of the close-ups
-(every token of a one-texture image should match its caption). The two dense terms exist because, as
-measured in the feasibility notes, a CLS-only objective leaves the patch tokens unaligned with text
-(dense zero-shot near chance) in the few thousand steps a CPU can afford. Identical captions in a
-batch count as positives of each other (soft targets).
+Loss = CLIP's symmetric InfoNCE on the pooled embedding (identical captions in a batch count as positives of
+each other) + ``dense_tag_weight`` x a multiple-instance loss on the dense tokens of CAT-Seg's dense last
+block: each token takes a softmax over the vocabulary's prompts ('A photo of a {} in the scene'), a word's
+presence in the image is the mean of its ``tag_topk`` strongest tokens, and a binary cross-entropy pulls it
+towards 1 for the words the caption names and 0 for the others. Only image-level caption words are used,
+never masks. The second term exists because, as measured in the feasibility notes, a CLS-only objective
+leaves the patch tokens unaligned with text (dense zero-shot near chance) in the few thousand steps a CPU
+can afford; the tokens share the CLS residual of CAT-Seg's dense path, so only their own features can make
+them pick different words.
 
 The schedule is a cosine tied to a time budget: by default the *CPU time* of this process (one torch thread,
 so one core's worth of work), which gives the same number of steps on an idle or a shared machine;
@@ -47,8 +50,8 @@ class PretrainSettings:
     lr: float = 1e-3
     weight_decay: float = 0.1
     warmup_steps: int = 50
-    closeup_fraction: float = 0.5
-    dense_tag_weight: float = 1.0
+    closeup_fraction: float = 0.25
+    dense_tag_weight: float = 2.0
     tag_topk: int = 3
     seed: int = 0
     clock: str = "cpu"
