@@ -64,20 +64,21 @@ def _coco_names(count: int) -> list[str]:
     return names[:count]
 
 
-def run_case(case: str, classes: int, threads: int, repeats: int) -> dict:
+def run_case(case: str, classes: int, threads: int, repeats: int, preset: str = "catseg-vit-b16") -> dict:
     import torch
 
     torch.set_num_threads(threads)
     from infoclip.adapters.catseg import build_model, preset_model_config
 
     torch.manual_seed(0)
-    model = build_model(preset_model_config("catseg-vit-b16"))
+    model = build_model(preset_model_config(preset))
+    crop = model.config["inference"]["sliding_kernel"]
     names = _coco_names(classes)
     result = {"case": case, "classes": classes, "threads": threads, "rss_after_build_mib": round(_rss_mib())}
     generator = torch.Generator().manual_seed(0)
     if case == "forward":
         model.eval()
-        image = torch.rand(1, 3, 384, 384, generator=generator) * 255
+        image = torch.rand(1, 3, crop, crop, generator=generator) * 255
         with torch.no_grad():
             with Timer() as text_timer:
                 model.encode_classes(names)
@@ -88,12 +89,12 @@ def run_case(case: str, classes: int, threads: int, repeats: int) -> dict:
                 with Timer() as timer:
                     logits = model(image, names)
                 timers.append(timer)
-        assert logits.shape == (1, classes, 96, 96)
+        assert logits.shape == (1, classes, 4 * model.grid[0], 4 * model.grid[1])
         result.update(Timer.medians(timers))
     elif case == "train":
         model.train()
-        images = torch.rand(1, 3, 384, 384, generator=generator) * 255
-        labels = torch.randint(-1, classes, (1, 384, 384), generator=generator)
+        images = torch.rand(1, 3, crop, crop, generator=generator) * 255
+        labels = torch.randint(-1, classes, (1, crop, crop), generator=generator)
         timers = []
         for _ in range(repeats):
             with Timer() as timer:
@@ -124,11 +125,12 @@ def main() -> None:
     parser.add_argument("--e2e-classes", type=int, nargs="*", default=[20])
     parser.add_argument("--train", action="store_true", help="also time one training step (largest T)")
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--preset", default="catseg-vit-b16", help="CAT-Seg preset (catseg-tiny for a smoke run)")
     parser.add_argument("--case", help=argparse.SUPPRESS)
     parser.add_argument("--T", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.case:
-        print(json.dumps(run_case(args.case, args.T, args.threads, args.repeats)))
+        print(json.dumps(run_case(args.case, args.T, args.threads, args.repeats, args.preset)))
         return
 
     plan = [("forward", t) for t in args.classes]
@@ -139,7 +141,7 @@ def main() -> None:
     rows = []
     for case, classes in plan:
         cmd = [sys.executable, __file__, "--case", case, "--T", str(classes), "--threads", str(args.threads),
-               "--repeats", str(args.repeats)]  # fmt: skip
+               "--repeats", str(args.repeats), "--preset", args.preset]  # fmt: skip
         done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
         if done.returncode != 0:
             sys.exit(f"case {case} T={classes} failed:\n{done.stderr}")
@@ -147,10 +149,10 @@ def main() -> None:
         rows.append(row)
         print(f"[catseg bench] {case} T={classes}: {row}", file=sys.stderr)
 
-    print(f"CAT-Seg ViT-B/16 @384, random weights, CPU, {args.threads} thread(s), torch "
+    print(f"CAT-Seg preset {args.preset}, random weights, CPU, {args.threads} thread(s), torch "
           f"{__import__('torch').__version__}")  # fmt: skip
     print(f"{'case':<30} {'T':>4} {'CPU s':>7} {'wall s':>7} {'text CPU s':>10} {'peak RSS MiB':>13} {'peak - model MiB':>17}")
-    labels = {"forward": "forward 1x384 (eval, no_grad)", "train": "train step 1x384 (fwd+bwd)",
+    labels = {"forward": "forward 1 crop (eval, no_grad)", "train": "train step 1 crop (fwd+bwd)",
               "e2e": "predict 640x853, sliding"}  # fmt: skip
     for row in rows:
         text = f"{row['text_encoding_cpu_s']:.2f}" if "text_encoding_cpu_s" in row else "-"

@@ -97,3 +97,16 @@ def test_predict_many_classes_uses_preselection(tiny_model):
     assert probs.shape == (18, 50, 60)
     dropped = torch.sigmoid(torch.tensor(-100.0))
     assert int((probs == dropped).all(dim=(1, 2)).sum()) == 2
+
+
+def test_benchmark_script_runs_on_the_tiny_preset():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "catseg.py"
+    spec = importlib.util.spec_from_file_location("catseg_benchmark", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    for case in ("forward", "train", "e2e"):
+        row = bench.run_case(case, classes=3, threads=1, repeats=1, preset="catseg-tiny")
+        assert row["cpu_s"] > 0 and row["peak_rss_mib"] >= row["rss_after_build_mib"] > 0
