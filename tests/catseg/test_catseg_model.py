@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from infoclip.adapters import get_adapter
-from infoclip.adapters.catseg import CATSeg, build_model, build_teacher, preset_model_config, resolve_model_config
+from infoclip.adapters.catseg import CATSeg, build_model, preset_model_config, resolve_model_config
 from infoclip.adapters.catseg.aggregator import DROPPED_CLASS_LOGIT
 from infoclip.adapters.contract import TrainOutput
 from infoclip.errors import AdapterError, ConfigError, InputError
