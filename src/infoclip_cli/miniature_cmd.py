@@ -1,7 +1,7 @@
 """``infoclip miniature``: the whole method end to end on a procedural texture world, on a laptop CPU.
 
-``infoclip miniature --fast`` (about 3 minutes): one CAT-Seg fine-tuning on the seen classes, scored on seen
-and unseen classes beside the untrained model and the training-free dense-CLIP baseline.
+``infoclip miniature --fast`` (about 3 minutes): one CAT-Seg and one CAT-Seg + InfoCLIP fine-tuning on the seen
+classes, scored on seen and unseen classes beside the untrained model and the training-free dense-CLIP baseline.
 ``infoclip miniature`` (the full run): 3 seeds x {CAT-Seg, InfoCLIP batch axis, InfoCLIP pairs axis}, plus
 the lambda ablation. ``infoclip miniature pretrain-clip`` regenerates the shipped tiny CLIP.
 """
@@ -65,7 +65,7 @@ def _print_results(results: dict) -> None:
 @miniature_app.callback()
 def miniature_command(
     ctx: typer.Context,
-    fast: Annotated[bool, typer.Option("--fast", help="The ~3-minute mode: one seed, CAT-Seg only, fewer images.")] = False,
+    fast: Annotated[bool, typer.Option("--fast", help="The ~3-minute mode: one seed, CAT-Seg and InfoCLIP (batch axis), fewer images.")] = False,
     output_dir: Annotated[Path, typer.Option("--output-dir", "-o", help="Folder for data, runs, weights and results.")] = Path("infoclip-miniature"),
     seeds: Annotated[Optional[str], typer.Option(help="Comma-separated seeds (default: the mode's, 0,1,2 for the full run).")] = None,
     jobs: Annotated[int, typer.Option(min=1, help="Commands run at once (one CPU thread each).")] = 2,

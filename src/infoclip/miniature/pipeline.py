@@ -207,11 +207,16 @@ class Miniature:
 
     def untrained_weights(self, run_config: Path) -> Path:
         """CAT-Seg with the pretrained tiny CLIP and a randomly initialised aggregator, as a weights file."""
+        import torch
+
         from infoclip.adapters import get_adapter
         from infoclip.weights import WeightsMeta, save_weights
 
         config = load_config(run_config)
-        model = get_adapter(config["adapter"]).build_model(config["model"])
+        # Seeded like a training run (train.seed) so that the reference is the same model on every run.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(config.get("train", {}).get("seed", 0)))
+            model = get_adapter(config["adapter"]).build_model(config["model"])
         model.load_pretrained_clip()
         path = self.output_dir / "weights" / "untrained.safetensors"
         meta = WeightsMeta(
