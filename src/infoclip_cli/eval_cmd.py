@@ -176,7 +176,14 @@ def _resolve_device(device: Optional[str]) -> str:
 
 
 def eval_command(
-    weights: Annotated[Path, typer.Option("--weights", "-w", help="infoclip weights (.safetensors) to evaluate.")],
+    weights: Annotated[
+        Optional[Path], typer.Option("--weights", "-w", help="infoclip weights (.safetensors) to evaluate.")
+    ] = None,
+    clip: Annotated[
+        Optional[str],
+        typer.Option("--clip", help="Instead of --weights: score the training-free dense-CLIP baseline of "
+                     "MODEL:TAG (ViT-B-16:openai, MODEL:/path/to/weights)."),
+    ] = None,
     dataset: Annotated[
         Optional[list[str]],
         typer.Option("--dataset", "-d", help="Registered dataset (ade150, pc59, ...), `all` (the six benchmarks), "
@@ -204,7 +211,8 @@ def eval_command(
     ignore_value: Annotated[int, typer.Option(help="Custom dataset: label value meaning 'no ground truth'.")] = 255,
     top: Annotated[int, typer.Option(min=0, help="How many best and worst classes to show.")] = 5,
 ) -> None:
-    """Evaluate weights on datasets with the CAT-Seg protocol; print mIoU tables, write metrics JSON/CSV."""
+    """Evaluate weights (or, with --clip, the training-free dense-CLIP baseline) on datasets with the CAT-Seg
+    protocol; print mIoU tables, write metrics JSON/CSV."""
     from infoclip.data.vocab import resolve_classes
     from infoclip.errors import InputError
     from infoclip.evaluation import MIOU_FORMULAS, PROTOCOLS, evaluate
@@ -217,10 +225,19 @@ def eval_command(
         raise InputError(f"--miou-formula must be one of {', '.join(MIOU_FORMULAS)}, not {miou_formula!r}")
     datasets = _open_datasets(list(dataset or []), split, images, labels, classes, ignore_value)
     seen_classes = resolve_classes(seen) if seen is not None else None
-    model, meta = load_model(weights, _resolve_device(device))
-    extra = {"weights": str(weights), "adapter": meta.adapter, "clip_tag": meta.clip_tag}
-    if "prompt_templates" in meta.config:  # part of the protocol (ecosystem notes): record it with the numbers
-        extra["prompt_templates"] = meta.config["prompt_templates"]
+    if (weights is None) == (clip is None):
+        raise InputError("give either --weights W.safetensors or --clip MODEL:TAG (the training-free baseline)")
+    if clip is not None:
+        from infoclip.segmentation.baseline import DenseCLIPBaseline, parse_clip_spec
+
+        model_name, pretrained = parse_clip_spec(clip)
+        model = DenseCLIPBaseline.from_open_clip(model_name, pretrained).to(_resolve_device(device))
+        extra = {"clip": clip, "adapter": "dense-clip-baseline (training-free)", "prompt_templates": [model.template]}
+    else:
+        model, meta = load_model(weights, _resolve_device(device))
+        extra = {"weights": str(weights), "adapter": meta.adapter, "clip_tag": meta.clip_tag}
+        if "prompt_templates" in meta.config:  # part of the protocol (ecosystem notes): record it with the numbers
+            extra["prompt_templates"] = meta.config["prompt_templates"]
     results = []
     with stderr_progress() as new_task:
         for ds in datasets:

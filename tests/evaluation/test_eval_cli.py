@@ -7,6 +7,7 @@ import json
 import shutil
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from infoclip.data.synthetic import write_custom_dataset
@@ -85,3 +86,21 @@ def test_bad_input_is_one_line(writable_root, tiny_weights, run_cli, tmp_path):
             image.unlink()
             break
     assert "has no image" in one_error_line("-d", "voc20")
+
+
+def test_training_free_baseline_through_the_command(run_cli, tmp_path):
+    folder = write_custom_dataset(tmp_path / "mine", ["cat", "sofa", "sky"], num_images=2, seen_classes=["cat"])
+    code, stdout, stderr = run_cli("eval", "--clip", "infoclip-tiny-clip:none", "-d", folder, "--protocol", "whole",
+                                   "-o", tmp_path / "out")
+    assert code == 0, stderr
+    metrics = json.loads((tmp_path / "out" / "mine" / "metrics.json").read_text())
+    assert metrics["extra"]["clip"] == "infoclip-tiny-clip:none"
+    assert metrics["extra"]["adapter"].startswith("dense-clip-baseline")
+    assert 0.0 <= metrics["mIoU"] <= 100.0 and metrics["seen_unseen"]["seen_classes"] == 1
+
+
+@pytest.mark.parametrize("args", [[], ["-w", "x.safetensors", "--clip", "infoclip-tiny-clip:none"]])
+def test_weights_or_clip_exactly_one(run_cli, tmp_path, args):
+    folder = write_custom_dataset(tmp_path / "mine", ["cat", "sofa"], num_images=1)
+    code, _, stderr = run_cli("eval", *args, "-d", folder)
+    assert code == 1 and stderr.startswith("error: give either --weights")

@@ -9,7 +9,7 @@
 4. the two references, scored by ``infoclip eval`` on the test folder: the *untrained* CAT-Seg (pretrained
    CLIP, random aggregator; written as an infoclip weights file) and the *training-free* dense-CLIP
    baseline (CAT-Seg's dense last block and cosine similarity, no training; ``infoclip segment --clip``'s
-   model, scored in-process by ``infoclip.evaluation.evaluate``, the function behind ``infoclip eval``);
+   model, scored by ``infoclip eval --clip``);
 5. for every seed and method: ``infoclip train`` on the seen classes, ``infoclip export``, ``infoclip eval``;
 6. ``results.json``, ``results.md`` (mean +- std over seeds) and ``predictions.png``.
 
@@ -189,21 +189,8 @@ class Miniature:
         return _seen_unseen(json.loads(summary.read_text(encoding="utf-8"))["datasets"][0], summary)
 
     def evaluate_training_free(self, clip: Path) -> dict[str, float]:
-        """The training-free dense-CLIP baseline (``infoclip.segmentation.baseline``) scored by the same
-        ``infoclip.evaluation.evaluate`` that backs ``infoclip eval`` (which takes weights files only)."""
-        import torch
-
-        from infoclip.data import get_dataset
-        from infoclip.evaluation import evaluate
-        from infoclip.segmentation.baseline import DenseCLIPBaseline
-
-        torch.set_num_threads(1)
-        model = DenseCLIPBaseline.from_open_clip(tiny_clip.register_config(), str(clip))
-        result = evaluate(model, get_dataset(self.test_dir, "val"), self.config.protocol, device="cpu",
-                          extra={"clip": f"{tiny_clip.MINIATURE_CLIP}:{clip}"})
-        out = self.output_dir / "eval" / "training-free"
-        result.write(out)
-        return _seen_unseen(result.to_json(), out)
+        """The training-free dense-CLIP baseline of the tiny CLIP, scored by ``infoclip eval --clip``."""
+        return self.evaluate(["--clip", f"{tiny_clip.MINIATURE_CLIP}:{Path(clip).resolve()}"], "training-free")
 
     def untrained_weights(self, run_config: Path) -> Path:
         """CAT-Seg with the pretrained tiny CLIP and a randomly initialised aggregator, as a weights file."""
