@@ -13,14 +13,14 @@ from infoclip_cli.errors import run_mapped
 
 #: one module per command (or command group); each defines ``register(app)``
 COMMAND_MODULES: tuple[str, ...] = (
-    "infoclip_cli.adapters_cmd",
-    "infoclip_cli.train_cmd",
-    "infoclip_cli.export_cmd",
     "infoclip_cli.segment_cmd",
-    "infoclip_cli.data_cmd",
+    "infoclip_cli.train_cmd",
     "infoclip_cli.eval_cmd",
-    "infoclip_cli.miniature_cmd",
+    "infoclip_cli.export_cmd",
     "infoclip_cli.convert_cmd",
+    "infoclip_cli.data_cmd",
+    "infoclip_cli.adapters_cmd",
+    "infoclip_cli.miniature_cmd",
 )
 
 
