@@ -64,6 +64,10 @@ def test_torch_load_is_weights_only(tmp_path):
     torch.save({"x": Evil()}, bad)
     with pytest.raises(CheckpointError, match="weights_only=True"):
         torch_load_checkpoint(bad)
+    for junk in (b"junk\n", b"\x80\x02}q\x00X", b""):
+        (tmp_path / "junk.pth").write_bytes(junk)
+        with pytest.raises(CheckpointError, match="cannot be read as a PyTorch checkpoint"):
+            torch_load_checkpoint(tmp_path / "junk.pth")
     truncated = tmp_path / "cut.pth"
     truncated.write_bytes(good.read_bytes()[:40])
     with pytest.raises(CheckpointError, match="truncated"):
