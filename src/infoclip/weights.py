@@ -137,13 +137,13 @@ def load_model(path: str | os.PathLike[str], device: str | torch.device = "cpu")
     return model.to(device).eval(), meta
 
 
-def torch_load_checkpoint(path: str | os.PathLike[str]) -> Any:
+def torch_load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> Any:
     """``torch.load`` a foreign pickled checkpoint safely (``weights_only=True``), with clear errors."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
     try:
-        return torch.load(str(path), map_location="cpu", weights_only=True)
+        return torch.load(str(path), map_location=map_location, weights_only=True)
     except Exception as exc:  # the weights-only unpickler fails on garbage in many ways (KeyError, IndexError, ...)
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(

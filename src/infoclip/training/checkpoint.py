@@ -141,13 +141,15 @@ def resolve_checkpoint(path: str | os.PathLike[str]) -> Path:
 
 def read_checkpoint(path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Load a training checkpoint (weights-only unpickling); ``CheckpointError`` if it is not one."""
+    from infoclip.weights import torch_load_checkpoint
+
     path = resolve_checkpoint(path)
     try:
-        data = torch.load(str(path), map_location=map_location, weights_only=True)
-    except Exception as exc:  # any unpickling failure means "not a loadable checkpoint"
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        data = torch_load_checkpoint(path, map_location)
+    except CheckpointError as exc:
         raise CheckpointError(
-            f"{path} is not an infoclip training checkpoint ({first}); pass a run folder or its checkpoints/*.pt"
+            f"{path} is not an infoclip training checkpoint (it cannot be unpickled with weights_only=True); "
+            "pass a run folder or its checkpoints/*.pt"
         ) from exc
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise CheckpointError(
