@@ -174,3 +174,13 @@ def test_dense_embeddings_checks_shapes():
         DenseEmbeddings(torch.zeros(2, 6, 4), (2, 3), torch.zeros(3, 5, 4))
     with pytest.raises(AdapterError, match=r"\(B, H\*W, D\)"):
         DenseEmbeddings(torch.zeros(6, 4), (2, 3), torch.zeros(5, 4))
+
+
+def test_trace_switch_prints_each_hook_call(monkeypatch, capsys):
+    monkeypatch.setenv("INFOCLIP_TRACE_HOOKS", "1")
+    adapters()
+    err = capsys.readouterr().err
+    assert "[infoclip] hook infoclip_register_adapters -> infoclip.adapters.catseg" in err
+    monkeypatch.setenv("INFOCLIP_TRACE_HOOKS", "0")
+    adapters()
+    assert "[infoclip] hook" not in capsys.readouterr().err

@@ -43,6 +43,10 @@ def _env_list(name: str) -> list[str] | None:
     return [part.strip() for part in raw.split(",") if part.strip()]
 
 
+def _tracing() -> bool:
+    return os.environ.get("INFOCLIP_TRACE_HOOKS", "") not in ("", "0")
+
+
 def _new_plugin_manager() -> pluggy.PluginManager:
     pm = pluggy.PluginManager(PROJECT)
     pm.add_hookspecs(hookspecs)
@@ -68,7 +72,7 @@ def _new_plugin_manager() -> pluggy.PluginManager:
             if dist is not None:
                 _entry_point_dists[ep.name] = (dist.metadata["Name"], dist.version)
     pm.check_pending()
-    if os.environ.get("INFOCLIP_TRACE_HOOKS", "") not in ("", "0"):
+    if _tracing():
 
         def before(hook_name, hook_impls, kwargs):  # noqa: ANN001
             print(f"[infoclip] hook {hook_name} -> {[impl.plugin_name for impl in hook_impls]}", file=sys.stderr)
@@ -104,6 +108,8 @@ def collect_hook_results(hook_name: str) -> list[tuple[str, object]]:
     caller = getattr(pm.hook, hook_name)
     results: list[tuple[str, object]] = []
     for impl in caller.get_hookimpls():
+        if _tracing():  # these calls bypass pm.hook, so its call monitoring does not see them
+            print(f"[infoclip] hook {hook_name} -> {impl.plugin_name}", file=sys.stderr)
         try:
             value = impl.function()
         except Exception as exc:
