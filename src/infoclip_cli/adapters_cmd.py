@@ -17,7 +17,7 @@ adapters_app = typer_factory("Inspect the installed adapter plugins.")
 def list_adapters(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
-    """List plugins: name, version, where each comes from, the hooks it implements and the adapters it adds."""
+    """List plugins: name, version, where each comes from, the hooks it implements, the adapters and datasets it adds."""
     from infoclip.adapters import adapters, plugin_info
 
     rows = plugin_info()
@@ -34,17 +34,20 @@ def list_adapters(
                     for a in r.adapters
                     if a in known
                 ],
+                "datasets": r.datasets,
             }
             for r in rows
         ]
         typer.echo(json.dumps(payload, indent=2))
         return
     table = Table(title="infoclip plugins")
-    for column in ("plugin", "version", "source", "hooks", "adapters"):
+    for column in ("plugin", "version", "source", "hooks", "contributes"):
         table.add_column(column)
     for r in rows:
-        names = ", ".join(f"{a} ({', '.join(sorted(known[a].configs))})" if a in known else a for a in r.adapters)
-        table.add_row(r.name, r.version, r.source, "\n".join(r.hooks), names or "-")
+        parts = [f"adapter {a} ({', '.join(sorted(known[a].configs))})" if a in known else f"adapter {a}" for a in r.adapters]
+        if r.datasets:
+            parts.append(f"datasets {', '.join(r.datasets)}")
+        table.add_row(r.name, r.version, r.source, "\n".join(r.hooks), "\n".join(parts) or "-")
     out_console.print(table)
 
 

@@ -162,6 +162,8 @@ def test_plugin_info_reports_origin_and_hooks(installed_toy):
     assert rows["toy"].adapters == ["toy"]
     assert rows["infoclip.adapters.catseg"].source == "built-in"
     assert "catseg" in rows["infoclip.adapters.catseg"].adapters
+    assert {"ade150", "coco171", "voc20b"} <= set(rows["infoclip.data.builtin"].datasets)
+    assert rows["toy"].datasets == []
 
 
 def test_dense_embeddings_checks_shapes():

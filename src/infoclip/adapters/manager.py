@@ -168,16 +168,18 @@ class PluginInfo:
     source: str
     hooks: list[str]
     adapters: list[str]
+    datasets: list[str]
 
 
 def plugin_info() -> list[PluginInfo]:
-    """Name, version, origin, implemented hooks and contributed adapters of every registered plugin."""
+    """Name, version, origin, implemented hooks, and contributed adapters and datasets of every plugin."""
     from infoclip import __version__
 
     pm = get_plugin_manager()
-    by_plugin: dict[str, list[str]] = {}
-    for plugin_name, adapter in collect_hook_results("infoclip_register_adapters"):
-        by_plugin.setdefault(plugin_name, []).append(getattr(adapter, "name", "?"))
+    contributed: dict[str, dict[str, list[str]]] = {}
+    for hook_name in ("infoclip_register_adapters", "infoclip_register_datasets"):
+        for plugin_name, item in collect_hook_results(hook_name):
+            contributed.setdefault(hook_name, {}).setdefault(plugin_name, []).append(getattr(item, "name", "?"))
     rows = []
     for name, plugin in pm.list_name_plugin():
         if name in _entry_point_dists:
@@ -188,5 +190,7 @@ def plugin_info() -> list[PluginInfo]:
         else:
             version, source = getattr(plugin, "__version__", ""), "registered at run time"
         hooks = sorted(caller.name for caller in pm.get_hookcallers(plugin) or [])
-        rows.append(PluginInfo(name, str(version), source, hooks, by_plugin.get(name, [])))
+        adapter_names = contributed.get("infoclip_register_adapters", {}).get(name, [])
+        dataset_names = contributed.get("infoclip_register_datasets", {}).get(name, [])
+        rows.append(PluginInfo(name, str(version), source, hooks, adapter_names, dataset_names))
     return rows
