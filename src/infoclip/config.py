@@ -1,8 +1,8 @@
 """Configuration as data: YAML files, dotted ``--set`` overrides, and the resolved config of a run.
 
-A config is a plain nested ``dict``. ``load_config`` reads YAML and follows an optional top-level
-``_base_`` key (a path relative to the file, or the name of a shipped config) so presets can share
-a common part. ``apply_overrides`` applies ``a.b.c=value`` strings, where the value is parsed as
+A config is a plain nested ``dict``. ``load_config`` reads YAML (``1e-4`` is a number, as in YAML 1.2)
+and follows an optional top-level ``_base_`` key (a path relative to the file, or the name of a shipped
+config) so presets can share a common part. ``apply_overrides`` applies ``a.b.c=value`` strings, where the value is parsed as
 YAML (``1e-4`` -> float, ``false`` -> bool, ``[1, 2]`` -> list, anything else -> str).
 """
 
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,26 @@ import yaml
 from infoclip.errors import ConfigError
 
 BASE_KEY = "_base_"
+
+
+class ConfigLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, reading ``1e-4`` as a number.
+
+    PyYAML follows YAML 1.1, whose float pattern needs a dot, so ``lr: 1e-4`` would load as the string
+    ``"1e-4"``. YAML 1.2 (and every user) reads it as a float; this loader adds that pattern.
+    """
+
+
+ConfigLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
+def yaml_load(text: str) -> Any:
+    """Parse YAML text with ``ConfigLoader`` (safe; exponent floats without a dot are numbers)."""
+    return yaml.load(text, Loader=ConfigLoader)  # noqa: S506 - ConfigLoader is a SafeLoader
 
 
 def deep_merge(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
@@ -44,7 +65,7 @@ def load_config(path: str | os.PathLike[str], _seen: tuple[Path, ...] = ()) -> d
     if path.resolve() in _seen:
         raise ConfigError(f"config inheritance cycle through {path}")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        data = yaml_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path} is not valid YAML: {exc}".splitlines()[0]) from exc
     if not isinstance(data, dict):
@@ -63,15 +84,9 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     if not sep or not key or any(not part for part in key.split(".")):
         raise ConfigError(f"override {text!r} must look like key.subkey=value")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
+        value = yaml_load(raw) if raw.strip() else ""
     except yaml.YAMLError:
         value = raw
-    if isinstance(value, str):
-        # YAML 1.1 reads "1e-4" (no dot) as a string; users mean a number.
-        try:
-            value = float(value)
-        except ValueError:
-            pass
     return key.split("."), value
 
 

@@ -49,3 +49,10 @@ def test_bad_config_files(tmp_path):
     (tmp_path / "loop.yaml").write_text("_base_: loop.yaml\n")
     with pytest.raises(ConfigError, match="cycle"):
         load_config(tmp_path / "loop.yaml")
+
+
+def test_exponent_floats_without_a_dot_are_numbers_in_files_too(tmp_path):
+    (tmp_path / "c.yaml").write_text("solver: {lr: 1e-4, clip: -3E+2, name: '1e-4', tag: 1e3x, n: 12}\n")
+    solver = load_config(tmp_path / "c.yaml")["solver"]
+    assert solver == {"lr": 1e-4, "clip": -300.0, "name": "1e-4", "tag": "1e3x", "n": 12}
+    assert parse_override("a.b=nan") == (["a", "b"], "nan"), "only numerals become numbers"

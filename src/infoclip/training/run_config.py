@@ -15,9 +15,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from infoclip.config import apply_overrides, deep_merge, load_config
+from infoclip.config import apply_overrides, deep_merge, load_config, yaml_load
 from infoclip.errors import ConfigError
 
 #: the sections the training engine owns (their keys are fixed by defaults.yaml)
@@ -55,7 +53,7 @@ _BOOLS = (
 def training_defaults() -> dict[str, Any]:
     """The shipped training defaults (``infoclip/training/defaults.yaml``) as a fresh dict."""
     text = resources.files("infoclip.training").joinpath("defaults.yaml").read_text(encoding="utf-8")
-    return yaml.safe_load(text)
+    return yaml_load(text)
 
 
 def _preset_path(name: str, adapter: str | None) -> Path:
@@ -105,22 +103,6 @@ def _is_int(value: Any) -> bool:
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-_FLOAT_KEYS = (*_NON_NEGATIVE_FLOATS, "infoclip.alpha", "infoclip.sigma", "data.crop_max_category_area", "solver.grad_clip",
-               "solver.weight_decay_bias")  # fmt: skip
-
-
-def _coerce_floats(config: dict[str, Any]) -> None:
-    # PyYAML reads `1e-4` (no dot) as a string; accept it where a number is expected.
-    for key in _FLOAT_KEYS:
-        section, name = key.split(".")
-        value = config.get(section, {}).get(name)
-        if isinstance(value, str):
-            try:
-                config[section][name] = float(value)
-            except ValueError:
-                pass
 
 
 def validate_run_config(config: Mapping[str, Any]) -> None:
@@ -215,7 +197,6 @@ def resolve_run_config(
     merged["adapter"] = adapter or named
     ordered = {key: merged[key] for key in TOP_LEVEL_KEYS if key in merged}
     resolved = apply_overrides(ordered, overrides, strict=True)
-    _coerce_floats(resolved)
     validate_run_config(resolved)
     return resolved
 
