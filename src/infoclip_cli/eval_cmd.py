@@ -228,10 +228,9 @@ def eval_command(
     if (weights is None) == (clip is None):
         raise InputError("give either --weights W.safetensors or --clip MODEL:TAG (the training-free baseline)")
     if clip is not None:
-        from infoclip.segmentation.baseline import DenseCLIPBaseline, parse_clip_spec
+        from infoclip.segmentation.baseline import DenseCLIPBaseline
 
-        model_name, pretrained = parse_clip_spec(clip)
-        model = DenseCLIPBaseline.from_open_clip(model_name, pretrained).to(_resolve_device(device))
+        model = DenseCLIPBaseline.from_spec(clip).to(_resolve_device(device))
         extra = {"clip": clip, "adapter": "dense-clip-baseline (training-free)", "prompt_templates": [model.template]}
     else:
         model, meta = load_model(weights, _resolve_device(device))

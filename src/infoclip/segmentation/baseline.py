@@ -98,6 +98,8 @@ class DenseCLIPBaseline(nn.Module):
 
         self.clip = clip_model.eval()
         self.model_name = model_name
+        #: "MODEL:TAG" of the weights when built by ``from_spec``; the bare architecture name otherwise
+        self.clip_tag = model_name
         self.tokenizer = get_tokenizer(model_name)
         cfg = open_clip.get_model_preprocess_cfg(clip_model)
         size = cfg.get("size", clip_model.visual.image_size)
@@ -110,6 +112,19 @@ class DenseCLIPBaseline(nn.Module):
         self.template = DEFAULT_TEMPLATE
         self.set_prompt_template(template)
         self._text_cache: OrderedDict[tuple[tuple[str, ...], str], torch.Tensor] = OrderedDict()
+
+    @classmethod
+    def from_spec(cls, spec: str, template: str = DEFAULT_TEMPLATE) -> DenseCLIPBaseline:
+        """Build from ``--clip``'s ``"MODEL:TAG"`` (see ``parse_clip_spec``); ``clip_tag`` records what was built.
+
+        Raises:
+            InputError: a malformed spec or an unknown architecture.
+            WeightsNotFoundError: the weights are not available offline (says which file to fetch).
+        """
+        model_name, pretrained = parse_clip_spec(spec)
+        model = cls.from_open_clip(model_name, pretrained, template)
+        model.clip_tag = f"{model_name}:{pretrained or 'none'}"
+        return model
 
     @classmethod
     def from_open_clip(cls, model_name: str, pretrained: str | None, template: str = DEFAULT_TEMPLATE) -> DenseCLIPBaseline:

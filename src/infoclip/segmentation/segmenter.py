@@ -342,13 +342,12 @@ class Segmenter:
         Raises:
             WeightsNotFoundError: the CLIP weights are not available offline (the message says what to fetch).
         """
-        from infoclip.segmentation.baseline import DenseCLIPBaseline, parse_clip_spec
+        from infoclip.segmentation.baseline import DenseCLIPBaseline
 
         resolved = _checked_device(device, precision)
-        model_name, pretrained = parse_clip_spec(spec)
-        model = DenseCLIPBaseline.from_open_clip(model_name, pretrained)
+        model = DenseCLIPBaseline.from_spec(spec)
         segmenter = cls(model, BASELINE_PREFIX + spec, resolved, precision, protocol, template)
-        segmenter.model_info = {"adapter": "dense-clip-baseline", "clip": f"{model_name}:{pretrained or 'none'}"}
+        segmenter.model_info = {"adapter": "dense-clip-baseline", "clip": model.clip_tag}
         return segmenter
 
     def set_template(self, template: str) -> None:
