@@ -126,10 +126,19 @@ def load_state_strict(model: torch.nn.Module, state: Mapping[str, torch.Tensor],
     model.load_state_dict(state, strict=True)
 
 
-def load_model(path: str | os.PathLike[str], device: str | torch.device = "cpu") -> tuple[torch.nn.Module, WeightsMeta]:
-    """Build the adapter's model described by a weights file and load its weights strictly (eval mode)."""
-    from infoclip.adapters import get_adapter
+def load_model(
+    weights: str | os.PathLike[str], device: str | torch.device = "cpu", notify: Any = None
+) -> tuple[torch.nn.Module, WeightsMeta]:
+    """Build the adapter's model described by weights and load them strictly (eval mode).
 
+    ``weights`` is anything ``infoclip.weights_resolver.resolve_weights`` takes: a registered name
+    (``catseg-b16``), ``hf:ORG/REPO/FILE[@REV]``, an infoclip ``.safetensors`` file or an official checkpoint
+    (converted on first use, cached). ``notify(line)`` hears about downloads-free conversions.
+    """
+    from infoclip.adapters import get_adapter
+    from infoclip.weights_resolver import resolve_weights
+
+    path = resolve_weights(weights, notify=notify).path
     state, meta = read_weights(path)
     adapter = get_adapter(meta.adapter)
     model = adapter.build_model(meta.config)

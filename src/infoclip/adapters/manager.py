@@ -30,6 +30,7 @@ ENTRY_POINT_GROUP = "infoclip"
 DEFAULT_PLUGINS: tuple[str, ...] = (
     "infoclip.adapters.catseg",
     "infoclip.data.builtin",
+    "infoclip.named_weights",
 )
 
 _pm: pluggy.PluginManager | None = None
