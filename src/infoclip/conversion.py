@@ -145,7 +145,6 @@ def converted_weights(
         CheckpointError: no (given) adapter can import the file; the message carries the importer's reason.
         AdapterError: the adapter is not installed or has no importer.
     """
-    from infoclip.adapters import get_adapter
     from infoclip.weights import save_weights
 
     source = Path(source)
@@ -153,11 +152,8 @@ def converted_weights(
     candidates = [adapter_name] if adapter_name else importing_adapters()
     if not candidates:
         raise AdapterError(f"no installed adapter can import checkpoints, so {label} cannot be converted")
-    versions = [f"{name}={get_adapter(name).version}" for name in candidates]
     ident = identity or source_id(source)
-    key_text = "|".join([ident, ",".join(versions), importer or "", CONVERSION_FORMAT])
-    key = hashlib.sha256(key_text.encode()).hexdigest()[:20]
-    target = conversion_cache_dir() / f"{source.stem}-{key}.safetensors"
+    target = cache_entry(source, candidates, importer, ident)
     if target.is_file():
         return target
     reasons = []
@@ -177,6 +173,16 @@ def converted_weights(
     raise CheckpointError(
         f"{label} is neither infoclip weights nor a checkpoint any installed adapter imports ({'; '.join(reasons)})"
     )
+
+
+def cache_entry(source: Path, adapter_names: list[str], importer: str | None, identity: str) -> Path:
+    """The conversion-cache path for ``source`` (whose content id is ``identity``) read by those adapters."""
+    from infoclip.adapters import get_adapter
+
+    versions = [f"{name}={get_adapter(name).version}" for name in adapter_names]
+    key_text = "|".join([identity, ",".join(versions), importer or "", CONVERSION_FORMAT])
+    key = hashlib.sha256(key_text.encode()).hexdigest()[:20]
+    return conversion_cache_dir() / f"{Path(source).stem}-{key}.safetensors"
 
 
 def _first_line(exc: BaseException) -> str:

@@ -123,7 +123,7 @@ def _hub(entry, spec: str, name: str | None, refresh: bool, notify: Callable[[st
             f"install the package that provides it, or use another name"
         )
     downloaded = fetch(entry, refresh=refresh)
-    identity = "hf-etag:" + Path(os.path.realpath(downloaded)).name
+    identity = hub_identity(downloaded)
     if entry.format == "infoclip" or (entry.format == "auto" and is_safetensors(downloaded)):
         try:
             _check_infoclip_file(downloaded)
@@ -139,6 +139,29 @@ def _hub(entry, spec: str, name: str | None, refresh: bool, notify: Callable[[st
             raise
         raise CheckpointError(f"{exc}; the file behind the name {name} is not what the registry says, report it") from exc
     return ResolvedWeights(converted, spec, name, downloaded)
+
+
+def hub_identity(downloaded: Path) -> str:
+    """The content id of a file in the Hugging Face cache: its blob's name, the Hub's ETag (SHA-256 for LFS)."""
+    return "hf-etag:" + Path(os.path.realpath(downloaded)).name
+
+
+def cache_status(entry) -> str:  # noqa: ANN001 - NamedWeights
+    """Whether a named file is ready offline: ``"ready"`` (downloaded, and converted if it needs to be),
+    ``"downloaded"`` (not converted yet) or ``"no"``. Makes no request."""
+    from infoclip.adapters import adapters
+    from infoclip.conversion import cache_entry
+    from infoclip.hub import cached_path
+
+    downloaded = cached_path(entry)
+    if downloaded is None:
+        return "no"
+    if entry.format == "infoclip":
+        return "ready"
+    if entry.adapter not in adapters():
+        return "downloaded"
+    target = cache_entry(downloaded, [entry.adapter], entry.importer, hub_identity(downloaded))
+    return "ready" if target.is_file() else "downloaded"
 
 
 def _check_infoclip_file(path: Path) -> None:

@@ -15,7 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.markup import escape
 from rich.table import Table
 
-from infoclip_cli.app import err_console, out_console
+from infoclip_cli.app import err_console, note, out_console
 
 if TYPE_CHECKING:
     from infoclip.data import SegmentationDataset
@@ -177,7 +177,9 @@ def _resolve_device(device: Optional[str]) -> str:
 
 def eval_command(
     weights: Annotated[
-        Optional[Path], typer.Option("--weights", "-w", help="infoclip weights (.safetensors) to evaluate.")
+        Optional[str],
+        typer.Option("--weights", "-w", help="Weights to evaluate: a name (`infoclip weights list`), hf:ORG/REPO/FILE, "
+                     "an infoclip .safetensors file or an official checkpoint (converted once)."),
     ] = None,
     clip: Annotated[
         Optional[str],
@@ -226,14 +228,17 @@ def eval_command(
     datasets = _open_datasets(list(dataset or []), split, images, labels, classes, ignore_value)
     seen_classes = resolve_classes(seen) if seen is not None else None
     if (weights is None) == (clip is None):
-        raise InputError("give either --weights W.safetensors or --clip MODEL:TAG (the training-free baseline)")
+        raise InputError(
+            "give either --weights (a name such as catseg-b16, hf:ORG/REPO/FILE or a file) or --clip MODEL:TAG "
+            "(the training-free baseline)"
+        )
     if clip is not None:
         from infoclip.segmentation.baseline import DenseCLIPBaseline
 
         model = DenseCLIPBaseline.from_spec(clip).to(_resolve_device(device))
         extra = {"clip": clip, "adapter": "dense-clip-baseline (training-free)", "prompt_templates": [model.template]}
     else:
-        model, meta = load_model(weights, _resolve_device(device))
+        model, meta = load_model(weights, _resolve_device(device), notify=note)
         extra = {"weights": str(weights), "adapter": meta.adapter, "clip_tag": meta.clip_tag}
         if "prompt_templates" in meta.config:  # part of the protocol (ecosystem notes): record it with the numbers
             extra["prompt_templates"] = meta.config["prompt_templates"]
