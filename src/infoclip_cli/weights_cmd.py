@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from infoclip_cli.app import err_console, note, out_console, typer_factory
 
@@ -52,19 +53,20 @@ def list_weights(
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return
-    table = Table(title="named weights (infoclip segment --weights NAME)")
-    for column in ("name", "what", "adapter", "size", "A-150 mIoU", "license", "cached"):
-        table.add_column(column, justify="right" if column in ("size", "A-150 mIoU") else "left")
+    table = Table(title="named weights (--weights NAME)")
+    table.add_column("name", no_wrap=True)
+    table.add_column("what")
+    table.add_column("size", justify="right", no_wrap=True)
+    table.add_column("A-150", justify="right", no_wrap=True)
+    table.add_column("cached", no_wrap=True)
     for row in rows:
-        adapter = row["adapter"] if row["adapter_installed"] else f"{row['adapter']} (not installed)"
+        what = row["summary"] + ("" if row["adapter_installed"] else f" (needs the {row['adapter']} adapter)")
         miou = row["published_miou"].get("A-150")
         table.add_row(
             row["name"] + (" (default)" if row["default"] else ""),
-            row["summary"],
-            adapter,
+            Text(what),
             f"{row['size_mb']} MB" if row["size_mb"] else "?",
             f"{miou:.1f}" if miou is not None else "-",
-            row["license"] or "-",
             row["cached"],
         )
     out_console.print(table)

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from tests.hub.hub_server import FakeHub
-from tests.segmentation.conftest import photo, run_cli  # noqa: F401  (fixtures)
+from tests.segmentation.conftest import photo, run_cli, tiny_weights  # noqa: F401  (fixtures)
 
 
 def _tiny_official_state() -> dict[str, torch.Tensor]:

@@ -29,3 +29,179 @@ def test_first_download_then_cached_run_makes_no_request(hub, caches):
     assert second.path == first.path and second.path.stat().st_mtime_ns == mtime
     assert hub.requests == [], "a cached name must not reach the server"
     assert notes == [], "a cached conversion must not convert again"
+
+
+def error_lines(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if line.startswith("error: ")]
+
+
+def assert_one_line(code: int, stderr: str, *needles: str) -> str:
+    assert code == 1, stderr
+    errors = error_lines(stderr)
+    assert len(errors) == 1, stderr
+    assert "Traceback" not in stderr, stderr
+    for needle in needles:
+        assert needle in errors[0], errors[0]
+    return errors[0]
+
+
+def no_partial_files(*roots) -> bool:
+    return not any(p.name.endswith((".incomplete", ".tmp")) for root in roots if root.exists() for p in root.rglob("*"))
+
+
+def test_segment_with_no_weights_downloads_the_default_and_runs(hub, caches, run_cli, photo, tmp_path, monkeypatch):
+    monkeypatch.delenv("HF_HUB_DISABLE_PROGRESS_BARS")
+    code, stdout, stderr = run_cli("segment", photo, "--classes", "cat,sofa", "-o", tmp_path / "out", "--protocol", "whole")
+    assert code == 0, stderr
+    assert "note: no --weights given: using the default model catseg-b16" in stderr
+    assert "converting catseg-b16 (spaces/hamacojr/CAT-Seg-weights/model_base.pth)" in stderr
+    assert "B/s" in stderr or "100%" in stderr, "a download progress bar on stderr"
+    assert (tmp_path / "out" / "photo.png").is_file()
+    hub.requests.clear()
+    code, _, stderr = run_cli("segment", photo, "-c", "cat,sofa", "-o", tmp_path / "again", "--protocol", "whole")
+    assert code == 0, stderr
+    assert hub.requests == [] and "converting" not in stderr
+
+
+def test_offline_uses_the_cache_and_refuses_what_is_not_in_it(hub, caches, monkeypatch):
+    resolve_weights("catseg-b16")
+    hub.requests.clear()
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert resolve_weights("catseg-b16").path.is_file()
+    hub.add_file("me/other", "model_final.pth", b"x" * 10)
+    with pytest.raises(WeightsNotFoundError, match=r"not in the Hugging Face cache .* and HF_HUB_OFFLINE is set.*"
+                       r"https://huggingface.co/me/other/resolve/main/model_final.pth"):
+        resolve_weights("hf:me/other/model_final.pth")
+    assert hub.requests == []
+
+
+def test_missing_file_is_one_line(hub, caches, run_cli, photo, tmp_path):
+    code, _, stderr = run_cli("segment", photo, "-c", "cat", "-w", "hf:spaces/hamacojr/CAT-Seg-weights/model_huge.pth",
+                              "-o", tmp_path / "out")
+    assert_one_line(code, stderr, "model_huge.pth is not in hamacojr/CAT-Seg-weights at revision main", "404")
+    assert blobs(caches[0]) == [] and not (tmp_path / "out").exists()
+
+
+def test_revision_that_does_not_exist_is_one_line(hub, caches):
+    with pytest.raises(WeightsNotFoundError, match="revision 'v9' does not exist in hamacojr/CAT-Seg-weights"):
+        resolve_weights("hf:spaces/hamacojr/CAT-Seg-weights/model_base.pth@v9")
+    assert [m for m, _ in hub.requests_to("hub")] == ["HEAD"], "one HEAD, no retries"
+
+
+def test_unknown_repository_is_one_line(hub, caches):
+    with pytest.raises(WeightsNotFoundError, match="repository nobody/nothing .* not found"):
+        resolve_weights("hf:nobody/nothing/model.pth")
+
+
+def test_unreachable_hub_is_one_line_without_retries(caches, monkeypatch):
+    import socket
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{port}")
+    with pytest.raises(WeightsNotFoundError, match=rf"cannot reach http://127.0.0.1:{port} to download catseg-b16"):
+        resolve_weights("catseg-b16")
+
+
+def test_truncated_download_is_one_line_and_caches_nothing(hub, caches, run_cli, photo, tmp_path):
+    hub_file = hub.repos[("space", "hamacojr/CAT-Seg-weights")].trees[hub.commit_of(
+        "hamacojr/CAT-Seg-weights", repo_type="space")]["model_base.pth"]
+    hub_file.truncate_at = len(hub_file.content) // 3
+    code, _, stderr = run_cli("segment", photo, "-c", "cat", "-w", "catseg-b16", "-o", tmp_path / "out")
+    assert_one_line(code, stderr, "downloading catseg-b16", "failed before the end", "nothing was cached")
+    assert blobs(caches[0]) == [] and no_partial_files(*caches)
+    assert not (caches[1] / "converted").exists() or not any((caches[1] / "converted").iterdir())
+    hub_file.truncate_at = None  # the next run downloads it whole
+    assert resolve_weights("catseg-b16").path.is_file()
+
+
+def test_corrupted_download_is_refused_and_removed(hub, caches):
+    hub_file = hub.repos[("space", "hamacojr/CAT-Seg-weights")].trees[hub.commit_of(
+        "hamacojr/CAT-Seg-weights", repo_type="space")]["model_base.pth"]
+    hub_file.corrupt = True
+    with pytest.raises(CheckpointError, match="download of catseg-b16 .* is corrupted .* removed from the cache"):
+        resolve_weights("catseg-b16")
+    assert blobs(caches[0]) == []
+    hub_file.corrupt = False
+    assert resolve_weights("catseg-b16").path.is_file()
+
+
+def test_checkpoint_of_another_framework_behind_a_name(hub, caches, run_cli, photo, tmp_path):
+    import io
+
+    import torch
+
+    buffer = io.BytesIO()
+    torch.save({"model": {"clip_visual_extractor.conv1.weight": torch.zeros(4, 3, 2, 2)}}, buffer)
+    hub.add_file("me/mirror", "model_base.pth", buffer.getvalue())
+    hub.repos[("space", "hamacojr/CAT-Seg-weights")] = hub.repos.pop(("model", "me/mirror"))
+    hub.repos[("space", "hamacojr/CAT-Seg-weights")].repo_type = "space"
+    code, _, stderr = run_cli("segment", photo, "-c", "cat", "-w", "catseg-b16", "-o", tmp_path / "out")
+    line = assert_one_line(code, stderr, "not an official catseg checkpoint", "holds no CAT-Seg weights",
+                           "not what the registry says")
+    assert "catseg-b16" in line
+    assert not (caches[1] / "converted").exists() or not any((caches[1] / "converted").iterdir())
+
+
+def test_name_whose_adapter_is_not_installed(hub, caches, run_cli, photo, tmp_path):
+    code, _, stderr = run_cli("segment", photo, "-c", "cat", "-w", "san-b16", "-o", tmp_path / "out")
+    assert_one_line(code, stderr, "san-b16 (Mendel192/san/san_vit_b_16.pth) needs the 'san' adapter",
+                    "not installed (installed: catseg)")
+    assert hub.requests == [], "nothing is downloaded for a model that cannot be built"
+
+
+def test_unknown_name_lists_the_known_ones(caches):
+    with pytest.raises(InputError, match=r"unknown weights name 'catseg-b61'; known names: catseg-b16, catseg-l14, "
+                       r"san-b16, san-l14 \(or give a file path, or hf:ORG/REPO/FILE"):
+        resolve_weights("catseg-b61")
+    with pytest.raises(InputError, match="not a Hub file; write hf:ORG/REPO/FILE"):
+        resolve_weights("hf:just-a-repo")
+
+
+def test_local_official_checkpoint_converts_once(caches, allow_tiny_official, tiny_official_bytes, tmp_path):
+    source = tmp_path / "model_base.pth"
+    source.write_bytes(tiny_official_bytes)
+    notes = []
+    first = resolve_weights(source, notify=notes.append)
+    assert first.converted and first.source == source and len(notes) == 1
+    assert first.path.parent == caches[1] / "converted"
+    again = resolve_weights(str(source), notify=notes.append)
+    assert again.path == first.path and len(notes) == 1, "converted once"
+    copy = tmp_path / "renamed.pth"
+    copy.write_bytes(tiny_official_bytes)
+    assert resolve_weights(copy).path.name.startswith("renamed-")  # keyed by content, named after the file
+    damaged = tmp_path / "damaged.pth"
+    damaged.write_bytes(tiny_official_bytes[: len(tiny_official_bytes) // 2])
+    with pytest.raises(CheckpointError, match="truncated or damaged"):
+        resolve_weights(damaged)
+
+
+def test_hf_file_in_infoclip_format_is_used_as_is(hub, caches, tiny_weights):
+    hub.add_file("me/exported", "weights/catseg-tiny.safetensors", tiny_weights.read_bytes(), revision="v1")
+    resolved = resolve_weights("hf:me/exported/weights/catseg-tiny.safetensors@v1")
+    assert not resolved.converted and resolved.path.read_bytes() == tiny_weights.read_bytes()
+
+
+def test_hf_official_checkpoint_is_detected_and_converted(hub, caches):
+    resolved = resolve_weights("hf:spaces/hamacojr/CAT-Seg-weights/model_base.pth")
+    assert resolved.converted and resolved.name is None
+
+
+def test_weights_list_and_download(hub, caches, run_cli):
+    import json
+
+    code, stdout, stderr = run_cli("weights", "list", "--json")
+    assert code == 0, stderr
+    rows = {row["name"]: row for row in json.loads(stdout)}
+    assert set(rows) >= {"catseg-b16", "catseg-l14", "san-b16", "san-l14"}
+    assert rows["catseg-b16"]["default"] and rows["catseg-b16"]["cached"] == "no"
+    assert rows["catseg-b16"]["published_miou"]["A-150"] == 31.8 and rows["catseg-l14"]["size_mb"] == 1736
+    assert rows["san-b16"]["adapter_installed"] is False
+    code, stdout, stderr = run_cli("weights", "download", "catseg-b16")
+    assert code == 0, stderr
+    assert stdout.strip().endswith(".safetensors") and "converting" in stderr
+    code, stdout, _ = run_cli("weights", "list", "--json")
+    assert {row["name"]: row for row in json.loads(stdout)}["catseg-b16"]["cached"] == "ready"
+    code, stdout, _ = run_cli("weights", "list")
+    assert "catseg-b16 (default)" in stdout and "ready" in stdout
