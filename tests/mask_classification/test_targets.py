@@ -28,3 +28,28 @@ def test_batch_and_bad_input():
         semantic_targets(torch.zeros(2, 2))
     with pytest.raises(ValueError, match="one mask per label"):
         MaskTargets(torch.tensor([0, 1]), torch.zeros(1, 2, 2, dtype=torch.bool))
+
+
+def test_panoptic_targets_skip_crowd_keep_order_and_instances():
+    from infoclip.data.panoptic import PanopticSegment
+    from infoclip.mask_classification.targets import panoptic_targets
+
+    ids = torch.tensor([[0, 5, 5], [9, 9, 7], [3, 3, 7]])
+    segments = [
+        PanopticSegment(9, 12, False, True),
+        PanopticSegment(5, 12, False, True),  # a second instance of the same class
+        PanopticSegment(7, 100, True, False),  # crowd: no target
+        PanopticSegment(3, 90, False, False),
+        PanopticSegment(4, 91, False, False),  # listed but cropped away: empty mask (official), or dropped
+    ]
+    t = panoptic_targets(ids, segments)
+    assert t.labels.tolist() == [12, 12, 90, 91]
+    assert t.masks[0].tolist() == [[False] * 3, [True, True, False], [False] * 3]
+    assert t.masks[1].tolist() == [[False, True, True], [False] * 3, [False] * 3]
+    assert not t.masks[3].any()
+    covered = t.masks.any(0)
+    assert not covered[ids == 7].any() and not covered[ids == 0].any()
+    dropped = panoptic_targets(ids, segments, drop_empty=True)
+    assert dropped.labels.tolist() == [12, 12, 90]
+    with pytest.raises(ValueError, match="segment-id map"):
+        panoptic_targets(ids.float(), segments)

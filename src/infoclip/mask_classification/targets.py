@@ -1,5 +1,7 @@
 """Per-image targets of mask classification: binary masks with one class id each.
 
+Panoptic training (FC-CLIP on COCO panoptic, :func:`panoptic_targets`) gives one mask per non-crowd segment.
+
 Semantic training (SAN's and FC-CLIP's semantic mapper) turns a label map into one mask per class present, in
 ascending class order. Ignored pixels (``IGNORE_INDEX``, -1; the crop padding included) belong to no mask: they are
 negatives of every target mask, exactly as the official mappers build ``sem_seg_gt == class_id`` after dropping
@@ -8,11 +10,16 @@ the ignore value from the class list. An image whose pixels are all ignored has 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 
 from infoclip.data import IGNORE_INDEX
+
+if TYPE_CHECKING:
+    from infoclip.data.panoptic import PanopticSegment
 
 
 @dataclass(frozen=True)
@@ -68,3 +75,27 @@ def batch_semantic_targets(label_maps: torch.Tensor, num_classes: int | None = N
     if label_maps.dim() != 3:
         raise ValueError(f"batch_semantic_targets needs (B, H, W) label maps; got {tuple(label_maps.shape)}")
     return [semantic_targets(label_map, num_classes) for label_map in label_maps]
+
+
+def panoptic_targets(
+    segment_ids: torch.Tensor,
+    segments: Sequence[PanopticSegment],
+    drop_empty: bool = False,
+) -> MaskTargets:
+    """One bool mask per non-crowd segment, in the given (JSON) order: FC-CLIP's COCO panoptic training targets.
+
+    segment_ids: (H, W) integer segment id per pixel (after augmentation; 0 / unlisted ids = unlabelled).
+    Crowd segments give no target, so their pixels (like unlabelled ones) are negatives of every mask. As in the
+    official mapper, a listed segment absent from ``segment_ids`` (cropped away) still gives an all-False mask;
+    ``drop_empty=True`` leaves such segments out.
+    """
+    if segment_ids.dim() != 2 or segment_ids.is_floating_point() or segment_ids.dtype == torch.bool:
+        raise ValueError(f"panoptic_targets needs an integer (H, W) segment-id map; got {segment_ids.dtype} {tuple(segment_ids.shape)}")
+    kept = [s for s in segments if not s.iscrowd]
+    ids = torch.tensor([s.id for s in kept], dtype=torch.int64, device=segment_ids.device)
+    labels = torch.tensor([s.category for s in kept], dtype=torch.int64, device=segment_ids.device)
+    masks = segment_ids.long().unsqueeze(0) == ids.view(-1, 1, 1)
+    if drop_empty:
+        present = masks.flatten(1).any(1)
+        labels, masks = labels[present], masks[present]
+    return MaskTargets(labels, masks)
