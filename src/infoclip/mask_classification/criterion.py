@@ -220,6 +220,9 @@ class SetCriterion(nn.Module):
             for i, aux in enumerate(outputs.get("aux_outputs") or []):
                 heads.append((aux["pred_logits"], aux["pred_masks"], f"_{i}"))
         num_masks = self.num_masks(targets, outputs["pred_logits"].device)
+        like = outputs["pred_masks"]
+        # One conversion for every output (up to 10 with FC-CLIP), instead of one per matcher and loss call.
+        targets = [MaskTargets(t.labels.to(like.device), t.masks.to(device=like.device, dtype=like.dtype)) for t in targets]
         terms: dict[str, torch.Tensor] = {}
         weighted: dict[str, torch.Tensor] = {}
         all_matches: list[list[Match]] = []
