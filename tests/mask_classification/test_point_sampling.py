@@ -80,3 +80,15 @@ def test_uncertain_points_check_arguments():
         uncertain_points_with_randomness(torch.zeros(2, 3, 4, 4), 10, 3.0, 0.75)
     with pytest.raises(ValueError, match="oversample_ratio"):
         uncertain_points_with_randomness(torch.zeros(2, 1, 4, 4), 10, 0.5, 0.75)
+
+
+def test_point_generator_is_a_function_of_seed_iteration_and_rank():
+    from infoclip.mask_classification.point_sampling import point_generator
+
+    def draw(*args):
+        return torch.rand(5, generator=point_generator(*args))
+
+    assert torch.equal(draw(1, 10), draw(1, 10))
+    assert not torch.equal(draw(1, 10), draw(1, 11))
+    assert not torch.equal(draw(1, 10), draw(2, 10))
+    assert not torch.equal(draw(1, 10, 0), draw(1, 10, 1))

@@ -9,8 +9,26 @@ generator's state.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
+
+#: keeps the criterion's seeds apart from the data stream's (infoclip.training.data_stream)
+_POINT_STREAM = 0x5E7C
+
+
+def point_generator(
+    seed: int, iteration: int, rank: int = 0, device: torch.device | str = "cpu"
+) -> torch.Generator:
+    """A generator for one training step's points, a pure function of (seed, iteration, rank).
+
+    A run that resumes at iteration i draws the same points as an uninterrupted one without saving generator
+    state, and DDP processes draw different points (as the official code's per-process streams do).
+    """
+    words = np.random.SeedSequence([seed, _POINT_STREAM, iteration, rank]).generate_state(2, np.uint32)
+    generator = torch.Generator(device=device)
+    generator.manual_seed((int(words[0]) << 31) ^ int(words[1]))
+    return generator
 
 
 def random_points(
