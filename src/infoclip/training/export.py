@@ -28,7 +28,7 @@ def clip_tag(model_config: dict[str, Any]) -> str:
 
 
 def export_checkpoint(
-    source: str | os.PathLike[str], output: str | os.PathLike[str], force: bool = False
+    source: str | os.PathLike[str], output: str | os.PathLike[str], force: bool = False, card: bool = True
 ) -> tuple[Path, dict[str, Any]]:
     """Write the inference weights of a run's last checkpoint (or of one checkpoint file) to ``output``.
 
@@ -36,6 +36,7 @@ def export_checkpoint(
         source: a run folder (its ``last_checkpoint``) or a ``checkpoints/*.pt`` file.
         output: the ``.safetensors`` file to write (atomically).
         force: overwrite ``output`` if it exists.
+        card: also write the model card (``README.md`` beside ``output``, see ``infoclip.training.model_card``).
 
     Returns:
         ``(output path, summary)`` with the adapter, iteration, tensor count and class count.
@@ -74,7 +75,7 @@ def export_checkpoint(
     )
     weights = model.inference_state_dict()
     save_weights(output, weights, meta)
-    return output, {
+    summary: dict[str, Any] = {
         "adapter": adapter.name,
         "checkpoint": str(path),
         "iteration": iteration,
@@ -83,3 +84,8 @@ def export_checkpoint(
         "classes": len(classes),
         "clip_tag": meta.clip_tag,
     }
+    if card:
+        from infoclip.training.model_card import write_model_card
+
+        summary["card"] = str(write_model_card(output, run, config, model_config, summary))
+    return output, summary
