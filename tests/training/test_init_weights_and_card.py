@@ -83,3 +83,21 @@ def test_init_weights_errors_are_one_line(cli, tmp_path, tiny_dataset, caches):
     assert unknown.exit_code == 1 and "unknown weights name 'catseg-b61'" in unknown.stderr
     missing = cli([*base, "--weights", str(tmp_path / "nothing.pth")])
     assert missing.exit_code == 1 and "weights file not found" in missing.stderr
+
+
+def test_card_results_are_the_final_validation_and_later_evaluations(tmp_path):
+    from infoclip.training.model_card import find_eval_results
+
+    def write(rel, miou, dataset="toyroom", protocol="sliding"):
+        path = tmp_path / rel / "metrics.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"dataset": dataset, "split": "val", "protocol": protocol, "mIoU": miou}))
+
+    write(".", 20.0)                                  # the run's final validation
+    write("val/iter_0000005", 5.0)                    # an intermediate one: superseded
+    write("eval/toyroom", 21.5)                       # infoclip eval -o RUN/eval, same dataset/protocol: wins
+    write("eval/ade150", 9.0, dataset="ade150")
+    (tmp_path / "eval" / "broken").mkdir()
+    (tmp_path / "eval" / "broken" / "metrics.json").write_text("{not json")
+    results = {r["dataset"]: r["mIoU"] for r in find_eval_results(tmp_path)}
+    assert results == {"toyroom": 21.5, "ade150": 9.0}

@@ -29,7 +29,12 @@ def find_eval_results(run_dir: Path) -> list[dict[str, Any]]:
     are read after the run's own final validation, so they win.
     """
     found: dict[tuple[str, str, str], dict[str, Any]] = {}
-    paths = [run_dir / "metrics.json"] + sorted(p for p in run_dir.rglob("metrics.json") if p != run_dir / "metrics.json")
+    # RUN/metrics.json is the final validation; RUN/val/iter_*/ hold the intermediate ones, which it supersedes
+    later = sorted(
+        p for p in run_dir.rglob("metrics.json")
+        if p != run_dir / "metrics.json" and p.relative_to(run_dir).parts[0] not in ("val", "checkpoints")
+    )
+    paths = [run_dir / "metrics.json", *later]
     for path in paths:
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
