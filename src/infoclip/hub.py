@@ -67,22 +67,18 @@ def file_url(entry: NamedWeights) -> str:
 
 
 def cached_path(entry: NamedWeights) -> Path | None:
-    """The file in the cache for the entry's revision, or ``None``; makes no request."""
-    from huggingface_hub import hf_hub_download
+    """The file in the cache for the entry's revision, or ``None``; reads the cache folder only (no request,
+    not even the headers ``hf_hub_download`` builds)."""
+    from huggingface_hub import try_to_load_from_cache
 
-    try:
-        with _quiet_hub_logging():
-            path = hf_hub_download(
-                repo_id=entry.repo,
-                filename=entry.filename,
-                repo_type=entry.repo_type,
-                revision=entry.revision,
-                cache_dir=str(cache_dir()),
-                local_files_only=True,
-            )
-    except Exception:  # not cached (LocalEntryNotFoundError), or a damaged cache entry: both mean "fetch it"
-        return None
-    return Path(path) if Path(path).is_file() else None
+    found = try_to_load_from_cache(
+        repo_id=entry.repo,
+        filename=entry.filename,
+        cache_dir=str(cache_dir()),
+        revision=entry.revision,
+        repo_type=entry.repo_type,
+    )
+    return Path(found) if isinstance(found, str) and Path(found).is_file() else None
 
 
 def fetch(entry: NamedWeights, refresh: bool = False) -> Path:

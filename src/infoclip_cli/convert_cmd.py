@@ -51,13 +51,15 @@ def convert_checkpoint(
 
 def convert_command(
     adapter: Annotated[str, typer.Argument(help="Adapter whose framework wrote the checkpoint (catseg).")],
-    source: Annotated[Path, typer.Argument(help="Checkpoint of the framework's official code (e.g. model_final.pth).")],
+    source: Annotated[Path, typer.Argument(help="Checkpoint of the framework's official code (e.g. model_base.pth).")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Weights file to write (*.safetensors).")],
     force: Annotated[bool, typer.Option("--force", help="Overwrite the output file if it exists.")] = False,
     importer: Annotated[str | None, typer.Option("--importer", help="Importer to use when the adapter has several.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON on stdout instead of the path.")] = False,
 ) -> None:
     """Convert an official checkpoint into infoclip weights (safetensors with architecture metadata).
+
+    Not needed to use one: --weights model_base.pth converts on first use and caches the result.
 
     The architecture is detected from the tensor shapes (catseg: ViT-B/16 or ViT-L/14@336); anything else is
     refused with the keys that do not fit. The output path is printed on stdout, a summary on stderr.

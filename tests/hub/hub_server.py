@@ -33,6 +33,8 @@ class HubFile:
     truncate_at: int | None = None
     #: serve the right length with one byte changed: a corrupted transfer
     corrupt: bool = False
+    #: break off the first full-body GET after this many bytes, then serve ranges: a dropped connection
+    drop_once_at: int | None = None
 
     @property
     def sha256(self) -> str:
@@ -183,9 +185,11 @@ class FakeHub:
         if not send_body:
             return
         end = len(body) if hub_file.truncate_at is None else hub_file.truncate_at
+        if hub_file.drop_once_at is not None and not ranged:
+            end, hub_file.drop_once_at = hub_file.drop_once_at, None
         handler.wfile.write(body[start:end])
         handler.wfile.flush()
-        if hub_file.truncate_at is not None:
+        if end < len(body):
             handler.close_connection = True
 
 

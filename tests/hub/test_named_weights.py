@@ -116,6 +116,16 @@ def test_truncated_download_is_one_line_and_caches_nothing(hub, caches, run_cli,
     assert resolve_weights("catseg-b16").path.is_file()
 
 
+def test_dropped_connection_is_resumed_and_checked(hub, caches):
+    hub_file = hub.repos[("space", "hamacojr/CAT-Seg-weights")].trees[hub.commit_of(
+        "hamacojr/CAT-Seg-weights", repo_type="space")]["model_base.pth"]
+    hub_file.drop_once_at = len(hub_file.content) // 2
+    resolved = resolve_weights("catseg-b16")
+    assert resolved.source.read_bytes() == hub_file.content, "resumed with a Range request, SHA-256 checked"
+    gets = [path for method, path in hub.requests_to("cdn") if method == "GET"]
+    assert len(gets) == 2
+
+
 def test_corrupted_download_is_refused_and_removed(hub, caches):
     hub_file = hub.repos[("space", "hamacojr/CAT-Seg-weights")].trees[hub.commit_of(
         "hamacojr/CAT-Seg-weights", repo_type="space")]["model_base.pth"]
@@ -205,3 +215,41 @@ def test_weights_list_and_download(hub, caches, run_cli):
     assert {row["name"]: row for row in json.loads(stdout)}["catseg-b16"]["cached"] == "ready"
     code, stdout, _ = run_cli("weights", "list")
     assert "catseg-b16 (default)" in stdout and "ready" in stdout
+
+
+def test_eval_and_the_python_api_take_a_name(hub, caches, run_cli, tmp_path, photo):
+    import json
+
+    from infoclip import Segmenter
+    from infoclip.data.synthetic import write_custom_dataset
+
+    segmenter = Segmenter.from_pretrained("catseg-b16", protocol="whole")
+    result = segmenter.predict(photo, ["cat", "sofa"])
+    assert result.labels.shape == (48, 64) and result.source == "catseg-b16"
+    dataset = write_custom_dataset(tmp_path / "room", ["cat", "dog", "sky"], num_images=2, base_size=(32, 40))
+    hub.requests.clear()
+    code, _, stderr = run_cli("eval", "-w", "catseg-b16", "-d", dataset, "--protocol", "whole", "-o", tmp_path / "ev")
+    assert code == 0, stderr
+    assert hub.requests == []
+    summary = json.loads((tmp_path / "ev" / "summary.json").read_text())
+    assert summary["weights"] == "catseg-b16" and summary["adapter"] == "catseg"
+
+
+def test_a_fresh_process_finds_the_cached_file_without_any_request(hub, caches, tmp_path, monkeypatch):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))  # no cached agent registry either
+    src = str(Path(__file__).parents[2] / "src")
+    code = ("from infoclip.hub import fetch; from infoclip.named_weights import parse_hf_spec; "
+            "print(fetch(parse_hf_spec('hf:spaces/hamacojr/CAT-Seg-weights/model_base.pth')))")
+    env = {**os.environ, "PYTHONPATH": src}
+    first = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert first.returncode == 0, first.stderr
+    assert ("cdn", "GET", f"/blobs/{hub.blob_sha('model_base.pth')}") in hub.requests
+    hub.requests.clear()
+    second = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert second.returncode == 0 and second.stdout == first.stdout, second.stderr
+    assert hub.requests == [], "a second process must not contact the Hub for a cached file"
