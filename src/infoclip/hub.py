@@ -15,7 +15,8 @@ Policy:
   backoff loop;
 * the download shows a progress bar on stderr (``HF_HUB_DISABLE_PROGRESS_BARS=1`` hides it);
   ``huggingface_hub`` writes into a temporary file and renames it, so a broken download leaves nothing in
-  the cache; a file whose ETag is a SHA-256 (every LFS file on the Hub) is checked against it, and a mismatch
+  the cache (a body that breaks off is first resumed by ``huggingface_hub`` with Range requests, up to five
+  times one second apart: the one bounded wait left, in exchange for not restarting a 1.7 GB file); a file whose ETag is a SHA-256 (every LFS file on the Hub) is checked against it, and a mismatch
   is removed from the cache and refused.
 """
 
