@@ -104,7 +104,7 @@ def fetch(entry: NamedWeights, refresh: bool = False) -> Path:
             return found
         raise WeightsNotFoundError(
             f"{entry.what} is not in the Hugging Face cache ({cache_dir()}) and HF_HUB_OFFLINE is set; "
-            f"fetch it on a connected machine (infoclip weights download {entry.name}) and copy that cache here, "
+            f"fetch it on a connected machine (infoclip weights download {entry.spec}) and copy that cache here, "
             f"or download {entry.url} and give the file's path as the weights"
         )
     announced = _check_remote(entry)

@@ -93,8 +93,19 @@ class NamedWeights:
         return f"https://huggingface.co/{prefix}{self.repo}/resolve/{self.revision}/{self.filename}"
 
     @property
+    def spec(self) -> str:
+        """What a user types to get this file: the name, or ``hf:...`` for an unnamed Hub file."""
+        if self.format != "auto":
+            return self.name
+        prefix = {"model": "", "space": "spaces/", "dataset": "datasets/"}[self.repo_type]
+        revision = "" if self.revision == "main" else f"@{self.revision}"
+        return f"{HF_PREFIX}{prefix}{self.repo}/{self.filename}{revision}"
+
+    @property
     def what(self) -> str:
-        """``name (repo/file)`` for messages."""
+        """``name (repo/file)`` (or the ``hf:`` spec) for messages."""
+        if self.format == "auto":
+            return self.spec
         return f"{self.name} ({self.repo_type + 's/' if self.repo_type != 'model' else ''}{self.repo}/{self.filename})"
 
 

@@ -253,3 +253,20 @@ def test_a_fresh_process_finds_the_cached_file_without_any_request(hub, caches, 
     second = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert second.returncode == 0 and second.stdout == first.stdout, second.stderr
     assert hub.requests == [], "a second process must not contact the Hub for a cached file"
+
+
+def test_a_registered_sha256_is_checked(hub, caches):
+    from infoclip.adapters import get_plugin_manager, hookspecs
+    from infoclip.named_weights import NamedWeights
+
+    class Plugin:
+        @staticmethod
+        @hookspecs.hookimpl
+        def infoclip_register_weights():
+            return [NamedWeights(name="pinned", repo="hamacojr/CAT-Seg-weights", repo_type="space",
+                                 filename="model_base.pth", adapter="catseg", sha256="0" * 64)]
+
+    get_plugin_manager().register(Plugin(), name="pinned-weights")
+    with pytest.raises(CheckpointError, match=r"pinned .* is corrupted .* is not the registry's 000000000000"):
+        resolve_weights("pinned")
+    assert blobs(caches[0]) == []
