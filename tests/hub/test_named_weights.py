@@ -223,7 +223,7 @@ def test_eval_and_the_python_api_take_a_name(hub, caches, run_cli, tmp_path, pho
     from infoclip import Segmenter
     from infoclip.data.synthetic import write_custom_dataset
 
-    segmenter = Segmenter.from_pretrained("catseg-b16", protocol="whole")
+    segmenter = Segmenter.from_pretrained(protocol="whole")  # the default name
     result = segmenter.predict(photo, ["cat", "sofa"])
     assert result.labels.shape == (48, 64) and result.source == "catseg-b16"
     dataset = write_custom_dataset(tmp_path / "room", ["cat", "dog", "sky"], num_images=2, base_size=(32, 40))

@@ -298,7 +298,7 @@ class Segmenter:
     @classmethod
     def from_pretrained(
         cls,
-        weights: str | os.PathLike[str] = "catseg-b16",
+        weights: str | os.PathLike[str] | None = None,
         device: str | torch.device = "cpu",
         precision: str = "fp32",
         protocol: str = "sliding",
@@ -308,7 +308,7 @@ class Segmenter:
         """Load segmentation weights by name, from the Hub, or from a file.
 
         Args:
-            weights: a registered name (``"catseg-b16"``, the default; ``infoclip weights list``), downloaded
+            weights: a registered name (``None``: the default, ``"catseg-b16"``; ``infoclip weights list``), downloaded
                 once into the Hugging Face cache; ``"hf:ORG/REPO/FILE[@REVISION]"``; an infoclip
                 ``.safetensors`` file (``infoclip export``); or an official checkpoint (``model_base.pth``),
                 converted on first use and cached (``infoclip.conversion``).
@@ -325,6 +325,10 @@ class Segmenter:
         from infoclip.weights import load_model
 
         resolved = _checked_device(device, precision)  # before loading: a wrong flag fails fast
+        if weights is None:
+            from infoclip.named_weights import default_name
+
+            weights = default_name()
         model, meta = load_model(weights, resolved, notify=notify)
         segmenter = cls(model, os.fspath(weights), resolved, precision, protocol, template)
         segmenter.model_info = {"adapter": meta.adapter, "clip": meta.clip_tag, "weights_source": meta.source}
