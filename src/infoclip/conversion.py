@@ -159,7 +159,7 @@ def converted_weights(
     reasons = []
     for name in candidates:
         if notify is not None:
-            notify(f"converting {label} ({name} official checkpoint) into {target.parent} (once)")
+            notify(f"converting {label} from the official {name} format into {target.parent} (once)")
         try:
             state, meta, _ = import_checkpoint(source, name, importer)
         except CheckpointError as exc:

@@ -178,7 +178,7 @@ def _download(entry: NamedWeights) -> Path:
                 revision=entry.revision,
                 cache_dir=str(cache_dir()),
                 endpoint=endpoint(),
-                tqdm_class=_progress_class(),
+                tqdm_class=_progress_class(entry.spec),
             )
     except Exception as exc:  # a broken-off body, a failed resume, a full disk: huggingface_hub kept nothing
         raise WeightsNotFoundError(
@@ -234,8 +234,8 @@ def _quiet_hub_logging() -> Iterator[None]:
         logger.setLevel(previous)
 
 
-def _progress_class() -> type:
-    """A tqdm bar on stderr for downloads (none when ``HF_HUB_DISABLE_PROGRESS_BARS`` is set)."""
+def _progress_class(label: str) -> type:
+    """A tqdm bar on stderr for downloads, titled ``label`` (none when ``HF_HUB_DISABLE_PROGRESS_BARS`` is set)."""
     from tqdm import tqdm
 
     disabled = (os.environ.get("HF_HUB_DISABLE_PROGRESS_BARS") or "").strip().lower() in _TRUE
@@ -244,7 +244,7 @@ def _progress_class() -> type:
         def __init__(self, *args: object, **kwargs: object) -> None:
             kwargs.setdefault("file", sys.stderr)
             kwargs["disable"] = disabled
-            kwargs.setdefault("desc", "downloading")
+            kwargs["desc"] = f"downloading {label}"
             super().__init__(*args, **kwargs)
 
     return DownloadBar

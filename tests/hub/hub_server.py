@@ -29,6 +29,7 @@ _BLOB = re.compile(r"^/blobs/([0-9a-f]{64})$")
 @dataclass
 class HubFile:
     content: bytes
+    name: str = "file"
     #: serve only this many bytes of the body (and refuse the resume): a broken-off transfer
     truncate_at: int | None = None
     #: serve the right length with one byte changed: a corrupted transfer
@@ -74,7 +75,7 @@ class FakeHub:
         entry = self.repos.setdefault((repo_type, repo), HubRepo(repo_type))
         commit = entry.refs.get(revision) or hashlib.sha1(f"{repo}@{revision}".encode()).hexdigest()
         entry.refs[revision] = commit
-        hub_file = HubFile(content)
+        hub_file = HubFile(content, filename.rsplit("/", 1)[-1])
         entry.trees.setdefault(commit, {})[filename] = hub_file
         return hub_file
 
@@ -181,6 +182,7 @@ class FakeHub:
         handler.send_header("Content-Length", str(len(body) - start))
         handler.send_header("ETag", f'"{hub_file.sha256}"')
         handler.send_header("Accept-Ranges", "bytes")
+        handler.send_header("Content-Disposition", f'attachment; filename="{hub_file.name}";')
         handler.end_headers()
         if not send_body:
             return
