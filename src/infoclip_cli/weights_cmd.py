@@ -53,7 +53,13 @@ def list_weights(
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return
-    table = Table(title="named weights (--weights NAME)")
+    from infoclip.conversion import conversion_cache_dir
+    from infoclip.hub import cache_dir
+
+    table = Table(
+        title="named weights (--weights NAME)",
+        caption=f"downloads: {cache_dir()}; converted: {conversion_cache_dir()}",
+    )
     table.add_column("name", no_wrap=True)
     table.add_column("what")
     table.add_column("size", justify="right", no_wrap=True)

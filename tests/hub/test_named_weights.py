@@ -6,6 +6,7 @@ import pytest
 
 from infoclip.errors import AdapterError, CheckpointError, InputError, WeightsNotFoundError
 from infoclip.weights_resolver import resolve_weights
+from tests.hub.hub_server import HubFile
 
 
 def blobs(hf_cache):
@@ -270,3 +271,26 @@ def test_a_registered_sha256_is_checked(hub, caches):
     with pytest.raises(CheckpointError, match=r"pinned .* is corrupted .* is not the registry's 000000000000"):
         resolve_weights("pinned")
     assert blobs(caches[0]) == []
+
+
+def test_download_refreshes_a_moved_revision_plain_use_keeps_the_cache(hub, caches, tiny_official_bytes):
+    import io
+
+    import torch
+
+    first = resolve_weights("catseg-b16")
+    hub.requests.clear()
+    same = resolve_weights("catseg-b16", refresh=True)
+    assert same.path == first.path and hub.requests_to("cdn") == [], "unchanged on the Hub: nothing downloaded"
+    # a new commit on main with other weights
+    state = torch.load(io.BytesIO(tiny_official_bytes), weights_only=True)["model"]
+    state = {k: v + 1 if v.is_floating_point() else v for k, v in state.items()}
+    buffer = io.BytesIO()
+    torch.save({"model": state}, buffer)
+    repo = hub.repos[("space", "hamacojr/CAT-Seg-weights")]
+    repo.refs["main"] = "f" * 40
+    repo.trees["f" * 40] = {"model_base.pth": HubFile(buffer.getvalue(), "model_base.pth")}
+    hub.requests.clear()
+    assert resolve_weights("catseg-b16").path == first.path and hub.requests == [], "plain use: the cache"
+    moved = resolve_weights("catseg-b16", refresh=True)
+    assert moved.path != first.path and moved.source.read_bytes() == buffer.getvalue()
