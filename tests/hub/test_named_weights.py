@@ -156,10 +156,32 @@ def test_checkpoint_of_another_framework_behind_a_name(hub, caches, run_cli, pho
 
 
 def test_name_whose_adapter_is_not_installed(hub, caches, run_cli, photo, tmp_path):
-    code, _, stderr = run_cli("segment", photo, "-c", "cat", "-w", "san-b16", "-o", tmp_path / "out")
-    assert_one_line(code, stderr, "san-b16 (Mendel192/san/san_vit_b_16.pth) needs the 'san' adapter",
-                    "not installed (installed: catseg)")
+    from infoclip.adapters import adapters, get_plugin_manager, hookspecs
+    from infoclip.named_weights import NamedWeights
+
+    class Plugin:
+        @staticmethod
+        @hookspecs.hookimpl
+        def infoclip_register_weights():
+            return [NamedWeights(name="elsewhere-b16", repo="hamacojr/CAT-Seg-weights", repo_type="space",
+                                 filename="model_base.pth", adapter="elsewhere")]
+
+    get_plugin_manager().register(Plugin(), name="elsewhere-weights")
+    code, _, stderr = run_cli("segment", photo, "-c", "cat", "-w", "elsewhere-b16", "-o", tmp_path / "out")
+    installed = ", ".join(sorted(adapters()))
+    assert_one_line(code, stderr, "elsewhere-b16 (spaces/hamacojr/CAT-Seg-weights/model_base.pth) needs the "
+                    f"'elsewhere' adapter, which is not installed (installed: {installed})")
     assert hub.requests == [], "nothing is downloaded for a model that cannot be built"
+
+
+def test_san_names_wait_for_the_san_adapter(hub, caches):
+    from infoclip.adapters import adapters
+
+    if "san" in adapters():
+        pytest.skip("the SAN adapter is installed: san-b16 resolves like catseg-b16")
+    with pytest.raises(AdapterError, match=r"san-b16 \(Mendel192/san/san_vit_b_16.pth\) needs the 'san' adapter"):
+        resolve_weights("san-b16")
+    assert hub.requests == []
 
 
 def test_unknown_name_lists_the_known_ones(caches):
@@ -208,7 +230,9 @@ def test_weights_list_and_download(hub, caches, run_cli):
     assert set(rows) >= {"catseg-b16", "catseg-l14", "san-b16", "san-l14"}
     assert rows["catseg-b16"]["default"] and rows["catseg-b16"]["cached"] == "no"
     assert rows["catseg-b16"]["published_miou"]["A-150"] == 31.8 and rows["catseg-l14"]["size_mb"] == 1736
-    assert rows["san-b16"]["adapter_installed"] is False
+    from infoclip.adapters import adapters
+
+    assert rows["san-b16"]["adapter_installed"] is ("san" in adapters())
     code, stdout, stderr = run_cli("weights", "download", "catseg-b16")
     assert code == 0, stderr
     assert stdout.strip().endswith(".safetensors") and "converting" in stderr
