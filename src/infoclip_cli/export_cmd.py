@@ -24,8 +24,8 @@ def export_command(
 
     Beside them it writes README.md, a model card with Hugging Face front matter (library_name, pipeline_tag,
     base_model, datasets, license, model-index with the evaluations found in the run folder), so the folder
-    can be pushed to the Hub as it is. An existing README.md that infoclip did not write is kept: the card
-    then goes to <weights stem>.md.
+    can be pushed to the Hub as it is. An existing README.md that is not this file's card (a project's own, or
+    another export's) is kept: the card then goes to <weights stem>.md.
     """
     from infoclip.training import export_checkpoint
 

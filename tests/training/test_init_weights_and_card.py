@@ -75,6 +75,12 @@ def test_card_never_overwrites_a_foreign_readme_and_names_the_base_model(tmp_pat
     assert meta["license"] == "mit", "the license of the named weights the run started from"
     assert meta["datasets"] == ["coco171"]
     assert "model-index" not in front_matter(card_text("m.safetensors", config, model_config, {}, []))
+    # a second weights file in a folder whose README.md is the first one's card gets its own card file
+    (tmp_path / "README.md").unlink()
+    assert write_model_card(weights, tmp_path, config, model_config, {}) == tmp_path / "README.md"
+    assert write_model_card(weights, tmp_path, config, model_config, {}) == tmp_path / "README.md", "its own: rewritten"
+    other = tmp_path / "other.safetensors"
+    assert write_model_card(other, tmp_path, config, model_config, {}) == tmp_path / "other.md"
 
 
 def test_init_weights_errors_are_one_line(cli, tmp_path, tiny_dataset, caches):

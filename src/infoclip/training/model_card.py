@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-CARD_MARKER = "<!-- written by infoclip export -->"
+CARD_MARKER = "<!-- written by infoclip export for {weights} -->"
 CARD_FILE = "README.md"
 
 
@@ -120,7 +120,7 @@ def card_text(
         "---",
         front.rstrip(),
         "---",
-        CARD_MARKER,
+        CARD_MARKER.format(weights=weights_file),
         "",
         f"# {name}",
         "",
@@ -166,10 +166,11 @@ def card_text(
 
 
 def card_path(weights_path: Path) -> Path:
-    """``README.md`` beside the weights, unless a README.md that infoclip did not write is already there
-    (then ``<weights stem>.md``, so a project's own README is never overwritten)."""
+    """``README.md`` beside the weights, unless a README.md is already there that is not this file's card
+    (a project's own README, or the card of other weights in the same folder): then ``<weights stem>.md``."""
     readme = weights_path.parent / CARD_FILE
-    if readme.exists() and CARD_MARKER not in readme.read_text(encoding="utf-8", errors="replace"):
+    own = CARD_MARKER.format(weights=weights_path.name)
+    if readme.exists() and own not in readme.read_text(encoding="utf-8", errors="replace"):
         return weights_path.with_suffix(".md")
     return readme
 
