@@ -133,7 +133,7 @@ def load_model(
 
     ``weights`` is anything ``infoclip.weights_resolver.resolve_weights`` takes: a registered name
     (``catseg-b16``), ``hf:ORG/REPO/FILE[@REV]``, an infoclip ``.safetensors`` file or an official checkpoint
-    (converted on first use, cached). ``notify(line)`` hears about downloads-free conversions.
+    (converted on first use, cached). ``notify(line)`` is told when a conversion starts.
     """
     from infoclip.adapters import get_adapter
     from infoclip.weights_resolver import resolve_weights

@@ -20,8 +20,12 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from infoclip.errors import AdapterError, CheckpointError
+
+if TYPE_CHECKING:
+    from infoclip.named_weights import NamedWeights
 
 _SAFETENSORS_SUFFIX = ".safetensors"
 _PATH_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin", ".ckpt", ".pkl")
@@ -73,7 +77,7 @@ def resolve_weights(
     Args:
         spec: a name, ``hf:...``, or a file path.
         refresh: for names and ``hf:`` files, ask the Hub whether the revision moved even when cached.
-        notify: called with one line before a download-free conversion starts (the CLI prints it).
+        notify: called with one line before an official checkpoint is converted (the CLI prints it).
 
     Raises:
         InputError: an unknown name or a malformed ``hf:`` spec.
@@ -90,13 +94,12 @@ def resolve_weights(
     if is_hf_spec(text):
         entry = parse_hf_spec(text)
         return _hub(entry, text, None, refresh, notify)
-    if looks_like_path(text) or isinstance(spec, os.PathLike):
+    if local.is_dir() or looks_like_path(text) or isinstance(spec, os.PathLike):
         from infoclip.errors import WeightsNotFoundError
 
-        where = "folder" if local.is_dir() else "file"
-        raise WeightsNotFoundError(
-            f"weights {where} not found: {local}" if where == "file" else f"{local} is a folder, not a weights file"
-        )
+        if local.is_dir():
+            raise WeightsNotFoundError(f"{local} is a folder, not a weights file (export a run with infoclip export)")
+        raise WeightsNotFoundError(f"weights file not found: {local}")
     entry = get_named_weights(text)
     return _hub(entry, text, entry.name, refresh, notify)
 
@@ -111,7 +114,9 @@ def _local(path: Path, spec: str, notify: Callable[[str], None] | None) -> Resol
     return ResolvedWeights(converted, spec, None, path)
 
 
-def _hub(entry, spec: str, name: str | None, refresh: bool, notify: Callable[[str], None] | None) -> ResolvedWeights:  # noqa: ANN001
+def _hub(
+    entry: NamedWeights, spec: str, name: str | None, refresh: bool, notify: Callable[[str], None] | None
+) -> ResolvedWeights:
     from infoclip.adapters import adapters
     from infoclip.conversion import converted_weights
     from infoclip.hub import fetch
@@ -146,7 +151,7 @@ def hub_identity(downloaded: Path) -> str:
     return "hf-etag:" + Path(os.path.realpath(downloaded)).name
 
 
-def cache_status(entry) -> str:  # noqa: ANN001 - NamedWeights
+def cache_status(entry: NamedWeights) -> str:
     """Whether a named file is ready offline: ``"ready"`` (downloaded, and converted if it needs to be),
     ``"downloaded"`` (not converted yet) or ``"no"``. Makes no request."""
     from infoclip.adapters import adapters
