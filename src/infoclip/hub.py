@@ -94,23 +94,18 @@ def fetch(entry: NamedWeights, refresh: bool = False) -> Path:
             found, or the download broke off (one line: what is wrong and what to do).
         CheckpointError: the downloaded file does not match its announced SHA-256 (it is removed).
     """
-    if not refresh:
-        found = cached_path(entry)
-        if found is not None:
-            return found
+    found = cached_path(entry)
+    if found is not None and (not refresh or offline()):
+        return found
     if offline():
-        found = cached_path(entry)
-        if found is not None:
-            return found
         raise WeightsNotFoundError(
             f"{entry.what} is not in the Hugging Face cache ({cache_dir()}) and HF_HUB_OFFLINE is set; "
             f"fetch it on a connected machine (infoclip weights download {entry.spec}) and copy that cache here, "
             f"or download {entry.url} and give the file's path as the weights"
         )
-    before = cached_path(entry)
     announced = _check_remote(entry)
     path = _download(entry)
-    if before is None or os.path.realpath(before) != os.path.realpath(path):  # new bytes: check them once
+    if found is None or os.path.realpath(found) != os.path.realpath(path):  # new bytes: check them once
         _verify(entry, path, announced)
     return path
 
