@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,10 +25,12 @@ from typing import Any
 
 import torch
 
-from infoclip.errors import CheckpointError
+from infoclip.errors import CheckpointError, InfoclipError
 from infoclip.io_utils import atomic_write
 
 FORMAT = "infoclip"
+#: torch's weights-only refusal names the object it will not build ("Unsupported global: GLOBAL mod.Cls ...")
+_WEIGHTS_ONLY_GLOBAL = re.compile(r"Unsupported global: GLOBAL (\S+)")
 
 
 @dataclass
@@ -130,11 +133,80 @@ def load_model(path: str | os.PathLike[str], device: str | torch.device = "cpu")
     """Build the adapter's model described by a weights file and load its weights strictly (eval mode)."""
     from infoclip.adapters import get_adapter
 
-    state, meta = read_weights(path)
+    shapes, meta = read_weights_header(path)
     adapter = get_adapter(meta.adapter)
+    check_header_fits(path, shapes, adapter.build_model, meta.config)
+    state, _ = read_weights(path)
     model = adapter.build_model(meta.config)
     load_state_strict(model, state, path)
     return model.to(device).eval(), meta
+
+
+def read_weights_header(path: str | os.PathLike[str]) -> tuple[dict[str, tuple[int, ...]], WeightsMeta]:
+    """The tensor shapes and metadata of an infoclip weights file, from its header only (no tensor is read).
+
+    Raises:
+        CheckpointError: as ``read_weights``.
+    """
+    from safetensors import SafetensorError, safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"weights file not found: {path}")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = WeightsMeta.from_strings(f.metadata() or {}, path)
+            shapes = {key: tuple(f.get_slice(key).get_shape()) for key in f.keys()}
+    except (SafetensorError, OSError, ValueError) as exc:
+        if isinstance(exc, CheckpointError):
+            raise
+        raise CheckpointError(
+            f"{path} is not a readable safetensors file ({str(exc).splitlines()[0]}); "
+            "infoclip reads .safetensors written by `infoclip export` or `infoclip convert`"
+        ) from exc
+    return shapes, meta
+
+
+def check_header_fits(
+    path: str | os.PathLike[str],
+    shapes: Mapping[str, tuple[int, ...]],
+    build: Any,
+    config: Mapping[str, Any],
+) -> None:
+    """Refuse a weights file whose config describes another architecture than its tensors, before the model
+    is built for real.
+
+    The model is built on the meta device (shapes only, no memory), so a small file whose metadata asks for a
+    huge model (``hidden_dim: 100000``) fails here in milliseconds instead of allocating gigabytes.
+    ``build(config)`` is the adapter's model constructor.
+
+    Raises:
+        CheckpointError: keys missing, unexpected or of another shape (named), or a config the adapter refuses.
+    """
+    try:
+        with torch.device("meta"):
+            expected = {k: tuple(v.shape) for k, v in build(config).state_dict().items()}
+    except CheckpointError:
+        raise
+    except InfoclipError as exc:
+        raise CheckpointError(f"{path} has a model config this adapter refuses: {exc}") from exc
+    missing = sorted(set(expected) - set(shapes))
+    unexpected = sorted(set(shapes) - set(expected))
+    wrong = sorted(
+        f"{k} {list(shapes[k])} (config expects {list(expected[k])})"
+        for k in set(expected) & set(shapes)
+        if expected[k] != shapes[k]
+    )
+    parts = [
+        f"{label}: {', '.join(keys[:3])}{f' (+{len(keys) - 3} more)' if len(keys) > 3 else ''}"
+        for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong))
+        if keys
+    ]
+    if parts:
+        raise CheckpointError(
+            f"{path}: its tensors do not fit the model config stored in it ({'; '.join(parts)}); "
+            "the file is damaged or was edited: export or convert it again"
+        )
 
 
 def torch_load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> Any:
@@ -145,6 +217,21 @@ def torch_load_checkpoint(path: str | os.PathLike[str], map_location: str | torc
     try:
         return torch.load(str(path), map_location=map_location, weights_only=True)
     except Exception as exc:  # the weights-only unpickler fails on garbage in many ways (KeyError, IndexError, ...)
+        text = str(exc)
+        found = _WEIGHTS_ONLY_GLOBAL.search(text)
+        if found:  # torch's message advises weights_only=False, which would run the file's code: never repeat it
+            raise CheckpointError(
+                f"{path} holds Python objects besides tensors ({found.group(1)}); infoclip loads checkpoints "
+                "only as plain tensors and never runs code from them; re-save the state dict "
+                "(torch.save(model.state_dict(), ...)) with code you trust"
+            ) from None
+        if "Weights only load failed" in text:
+            unpickler = re.search(r"WeightsUnpickler error:\s*([^\n]+)", text)
+            reason = unpickler.group(1).strip() if unpickler else "the weights-only loader refused its contents"
+            raise CheckpointError(
+                f"{path} cannot be read as a PyTorch checkpoint of plain tensors ({reason}); "
+                "is it truncated, or not a checkpoint?"
+            ) from None
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(
             f"{path} cannot be read as a PyTorch checkpoint with weights_only=True ({first}); "
