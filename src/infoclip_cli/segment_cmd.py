@@ -236,8 +236,6 @@ def segment(
 
       infoclip segment photo.jpg --classes @names.txt --clip ViT-B-16:openai
     """
-    import torch
-
     from infoclip.errors import InputError
     from infoclip.segmentation.classes import resolve_classes
     from infoclip.segmentation.overlay import palette
@@ -307,7 +305,9 @@ def segment(
             except InputError as exc:
                 failures.append(str(exc).splitlines()[0] + _max_pixels_hint(exc))
                 progress.console.print(f"error: {failures[-1]}", markup=False, highlight=False, soft_wrap=True)
-            except (MemoryError, torch.OutOfMemoryError):
+            except (MemoryError, RuntimeError) as exc:
+                if not _out_of_memory(exc):
+                    raise
                 # one image too large for this machine must not stop the rest of the batch
                 failures.append(f"{path}: out of memory while segmenting it; try --protocol whole or a smaller image")
                 progress.console.print(f"error: {failures[-1]}", markup=False, highlight=False, soft_wrap=True)
@@ -329,6 +329,16 @@ def set_pixel_limit(max_pixels: int | None) -> None:
 
     if max_pixels is not None:
         os.environ[MAX_PIXELS_ENV] = str(max_pixels)
+
+
+def _out_of_memory(exc: BaseException) -> bool:
+    """Whether ``exc`` is an allocation failure: Python's, CUDA's, or torch's CPU allocator (a RuntimeError)."""
+    import torch
+
+    if isinstance(exc, (MemoryError, torch.OutOfMemoryError)):
+        return True
+    text = str(exc)
+    return isinstance(exc, RuntimeError) and ("can't allocate memory" in text or "out of memory" in text)
 
 
 def _max_pixels_hint(exc: BaseException) -> str:

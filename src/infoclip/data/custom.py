@@ -113,7 +113,9 @@ def load_custom_spec(path: str | os.PathLike[str]) -> DatasetSpec:
     _check_expansion(data, yaml_path)
     for key in ("name", "title"):
         if key in data and data[key] is not None and not isinstance(data[key], str):
-            raise DatasetError(f"{yaml_path}: {key} must be a text, not a YAML {type(data[key]).__name__}")
+            raise DatasetError(
+                f"{yaml_path}: {key} must be a text, not a YAML {type(data[key]).__name__} (quote it: {key}: \"...\")"
+            )
     unknown = sorted(set(data) - _KNOWN_KEYS)
     if unknown:
         raise DatasetError(f"{yaml_path}: unknown key(s) {', '.join(unknown)}; known keys: {', '.join(sorted(_KNOWN_KEYS))}")

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -215,7 +216,10 @@ def load_image(source: str | os.PathLike[str] | np.ndarray | Any) -> np.ndarray:
     if path.is_dir():
         raise InputError(f"{path}: is a folder, not an image")
     try:
-        with Image.open(path) as image:  # reads the header only
+        with warnings.catch_warnings():  # Pillow warns above 89 Mpx; the pixel limit below is the policy here
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(path)  # reads the header only
+        with image:
             check_pixel_count(*image.size, str(path))
             image.load()  # decode everything now: truncation and corruption surface here, named
             return pil_to_rgb(image, what=str(path))
