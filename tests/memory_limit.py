@@ -39,3 +39,26 @@ def run_cli_limited(*args: str, timeout: float = 120, env: dict[str, str] | None
     """``infoclip ARGS`` (the real entry point) under the same limit."""
     code = "import sys; from infoclip_cli.main import main; sys.argv = ['infoclip', *sys.argv[1:]]; main()"
     return run_limited(code, *args, timeout=timeout, env=env)
+
+
+def refusal_under_limit(function: str, error: str, *args: str, timeout: float = 120) -> str:
+    """Call ``function`` (``"package.module.name"``) on ``args`` in a limited child and return the message of
+    the ``error`` (same form) it raised; fail the test when it returned, raised something else or died."""
+    fn_module, fn_name = function.rsplit(".", 1)
+    err_module, err_name = error.rsplit(".", 1)
+    child = run_limited(
+        f"""
+        import sys
+        from {fn_module} import {fn_name} as attacked
+        from {err_module} import {err_name} as expected
+        try:
+            attacked(*sys.argv[1:])
+        except expected as exc:
+            print("refused:", exc)
+        """,
+        *args,
+        timeout=timeout,
+    )
+    assert child.returncode == 0, f"the child failed (exit {child.returncode}): {child.stderr[-2000:]}"
+    assert child.stdout.startswith("refused: "), f"{function} did not raise {err_name}: {child.stdout[-500:]}"
+    return child.stdout[len("refused: ") :].strip()

@@ -13,7 +13,7 @@ from infoclip.config import apply_overrides, load_config, parse_override
 from infoclip.errors import CheckpointError, ConfigError
 from infoclip.io_utils import default_file_mode
 from infoclip.weights import WeightsMeta, load_model, read_weights_header, save_weights
-from tests.memory_limit import run_cli_limited, run_limited
+from tests.memory_limit import refusal_under_limit, run_cli_limited
 
 
 @pytest.fixture(scope="module")
@@ -40,21 +40,9 @@ def test_weights_whose_config_asks_for_a_huge_model_are_refused_before_building(
     path = _bomb(tmp_path, state, config)
     assert path.stat().st_size < 50_000_000
     # in a child limited to 4 GB: building the 100000-channel aggregator first would need tens of gigabytes
-    child = run_limited(
-        """
-        import sys
-        from infoclip.errors import CheckpointError
-        from infoclip.weights import load_model
-        try:
-            load_model(sys.argv[1])
-        except CheckpointError as exc:
-            print("refused:", exc)
-        """,
-        str(path),
-    )
-    assert child.returncode == 0, child.stderr[-2000:]
-    assert "refused:" in child.stdout and "do not fit the model config stored in it" in child.stdout
-    assert "aggregator." in child.stdout and "wrong shape" in child.stdout
+    message = refusal_under_limit("infoclip.weights.load_model", "infoclip.errors.CheckpointError", str(path))
+    assert "do not fit the model config stored in it" in message
+    assert "aggregator." in message and "wrong shape" in message
 
 
 def test_segment_refuses_the_huge_config_file_in_one_line(tmp_path, tiny_state_and_config):

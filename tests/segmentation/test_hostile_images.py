@@ -15,7 +15,7 @@ from PIL import Image
 from infoclip.errors import InputError
 from infoclip.segmentation.classes import load_vocabulary, parse_classes, validate_class_names
 from infoclip.segmentation.images import DEFAULT_MAX_PIXELS, MAX_PIXELS_ENV, load_image, pixel_limit
-from tests.memory_limit import run_limited
+from tests.memory_limit import refusal_under_limit
 from tests.segmentation.images_on_disk import gradient_rgb
 
 
@@ -56,21 +56,9 @@ def png_claiming(path, width, height):
 def test_tifffile_images_get_the_pixel_limit_before_decoding(tmp_path, dtype):
     bomb = tiff_claiming(tmp_path / "bomb.tif", 13_000, 13_000, dtype)  # under Pillow's own limit; 6 KB on disk
     assert bomb.stat().st_size < 10_000
-    child = run_limited(
-        """
-        import sys
-        from infoclip.errors import InputError
-        from infoclip.segmentation.images import load_image
-        try:
-            load_image(sys.argv[1])
-        except InputError as exc:
-            print("refused:", exc)
-        """,
-        str(bomb),
-        timeout=60,
-    )
-    assert child.returncode == 0, child.stderr[-2000:]
-    assert "refused:" in child.stdout and "13000x13000 exceeds the pixel limit" in child.stdout
+    message = refusal_under_limit("infoclip.segmentation.images.load_image", "infoclip.errors.InputError", str(bomb),
+                                  timeout=60)  # fmt: skip
+    assert "13000x13000 exceeds the pixel limit" in message
 
 
 def test_label_tiffs_get_the_pixel_limit_too(tmp_path):
