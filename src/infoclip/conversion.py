@@ -54,7 +54,6 @@ def import_checkpoint(
     import torch
 
     from infoclip.adapters import get_adapter
-    from infoclip.training.export import clip_tag
     from infoclip.weights import WeightsMeta
 
     source = Path(source)
@@ -85,7 +84,7 @@ def import_checkpoint(
     meta = WeightsMeta(
         adapter=adapter.name,
         config=model.model_config(),
-        clip_tag=getattr(model, "clip_tag", "") or clip_tag(config),
+        clip_tag=model.clip_tag,
         source=f"infoclip convert {adapter.name} {source.name}",
     )
     return state, meta, importer

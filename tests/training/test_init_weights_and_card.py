@@ -67,20 +67,20 @@ def test_card_never_overwrites_a_foreign_readme_and_names_the_base_model(tmp_pat
     assert card_path(weights) == tmp_path / "model.md"
     config = {"adapter": "catseg", "data": {"train": "coco171"}, "train": {"init_weights": "catseg-b16"},
               "infoclip": {"enabled": True}, "solver": {"batch_size": 4}}
-    model_config = {"clip": {"name": "ViT-B-16-quickgelu", "pretrained": "openai"}}
-    path = write_model_card(weights, tmp_path, config, model_config, {"iteration": 80000})
+    clip_tag = "ViT-B-16-quickgelu:openai"
+    path = write_model_card(weights, tmp_path, config, clip_tag, {"iteration": 80000})
     assert path == tmp_path / "model.md" and (tmp_path / "README.md").read_text() == "# my project\n"
     meta = front_matter(path.read_text())
     assert meta["base_model"] == "timm/vit_base_patch16_clip_224.openai"
     assert meta["license"] == "mit", "the license of the named weights the run started from"
     assert meta["datasets"] == ["coco171"]
-    assert "model-index" not in front_matter(card_text("m.safetensors", config, model_config, {}, []))
+    assert "model-index" not in front_matter(card_text("m.safetensors", config, clip_tag, {}, []))
     # a second weights file in a folder whose README.md is the first one's card gets its own card file
     (tmp_path / "README.md").unlink()
-    assert write_model_card(weights, tmp_path, config, model_config, {}) == tmp_path / "README.md"
-    assert write_model_card(weights, tmp_path, config, model_config, {}) == tmp_path / "README.md", "its own: rewritten"
+    assert write_model_card(weights, tmp_path, config, clip_tag, {}) == tmp_path / "README.md"
+    assert write_model_card(weights, tmp_path, config, clip_tag, {}) == tmp_path / "README.md", "its own: rewritten"
     other = tmp_path / "other.safetensors"
-    assert write_model_card(other, tmp_path, config, model_config, {}) == tmp_path / "other.md"
+    assert write_model_card(other, tmp_path, config, clip_tag, {}) == tmp_path / "other.md"
 
 
 def test_init_weights_errors_are_one_line(cli, tmp_path, tiny_dataset, caches):

@@ -47,11 +47,11 @@ def find_eval_results(run_dir: Path) -> list[dict[str, Any]]:
     return list(found.values())
 
 
-def base_model(model_config: Mapping[str, Any]) -> str | None:
-    """The Hub repository of the run's pretrained CLIP (open_clip's ``hf_hub``), if it has one."""
-    clip = model_config.get("clip") or {}
-    name, tag = clip.get("name"), clip.get("pretrained")
-    if not name or not tag or "/" in str(tag) or str(tag).endswith((".pt", ".pth", ".bin", ".safetensors")):
+def base_model(clip_tag: str) -> str | None:
+    """The Hub repository of the pretrained CLIP named by ``clip_tag`` (``"ViT-B-16-quickgelu:openai"``), when
+    open_clip knows one for it (its ``hf_hub``); ``None`` for local files, random inits and unknown tags."""
+    name, _, tag = clip_tag.partition(":")
+    if not name or not tag or tag == "random" or "/" in tag or tag.endswith((".pt", ".pth", ".bin", ".safetensors")):
         return None
     try:
         import open_clip
@@ -74,10 +74,10 @@ def _license(config: Mapping[str, Any]) -> str:
 
 
 def card_text(
-    weights_file: str, config: Mapping[str, Any], model_config: Mapping[str, Any], summary: Mapping[str, Any],
+    weights_file: str, config: Mapping[str, Any], clip_tag: str, summary: Mapping[str, Any],
     results: list[dict[str, Any]],
 ) -> str:
-    """The README.md text: YAML front matter, then Markdown."""
+    """The README.md text: YAML front matter, then Markdown. ``clip_tag`` is the model's (``OVSSModel.clip_tag``)."""
     import yaml
 
     adapter = str(config.get("adapter", ""))
@@ -93,7 +93,7 @@ def card_text(
         "license": license_id,
         "datasets": [train_set],
     }
-    base = base_model(model_config)
+    base = base_model(clip_tag)
     if base:
         meta["base_model"] = base
     if results:
@@ -111,7 +111,7 @@ def card_text(
             }
         ]
     front = yaml.safe_dump(meta, sort_keys=False, allow_unicode=True)
-    clip = model_config.get("clip") or {}
+    clip_shown = clip_tag or "a random init"
     method = (
         f"InfoCLIP (lambda_c = {info.get('lambda_compression')}, lambda_d = {info.get('lambda_distillation')}, "
         f"Gram axis {info.get('gram_axis')})" if info.get("enabled") else "the plain framework (InfoCLIP losses off)"
@@ -125,7 +125,7 @@ def card_text(
         f"# {name}",
         "",
         f"Open-vocabulary semantic segmentation weights for [infoclip](https://pypi.org/project/infoclip/): the "
-        f"`{adapter}` adapter on CLIP `{clip.get('name', '?')}` ({clip.get('pretrained') or 'random init'}), "
+        f"`{adapter}` adapter on CLIP `{clip_shown}`, "
         f"trained on `{train_set}` with {method}, {summary.get('iteration', '?')} iterations.",
         "",
         "## Use",
@@ -143,7 +143,7 @@ def card_text(
         "",
         "## Training",
         "",
-        f"- adapter `{adapter}`, CLIP `{clip.get('name', '?')}:{clip.get('pretrained') or 'random'}`"
+        f"- adapter `{adapter}`, CLIP `{clip_shown}`"
         + (f", started from `{(config.get('train') or {}).get('init_weights')}`" if (config.get("train") or {}).get("init_weights") else ""),
         f"- data `{train_set}`, {summary.get('classes', '?')} training classes, "
         f"batch {(config.get('solver') or {}).get('batch_size')}, {summary.get('iteration', '?')} iterations",
@@ -176,11 +176,10 @@ def card_path(weights_path: Path) -> Path:
 
 
 def write_model_card(
-    weights_path: Path, run_dir: Path, config: Mapping[str, Any], model_config: Mapping[str, Any],
-    summary: Mapping[str, Any],
+    weights_path: Path, run_dir: Path, config: Mapping[str, Any], clip_tag: str, summary: Mapping[str, Any]
 ) -> Path:
     """Write the model card for ``weights_path`` (atomically); returns its path."""
     from infoclip.io_utils import atomic_write_text
 
-    text = card_text(weights_path.name, config, model_config, summary, find_eval_results(run_dir))
+    text = card_text(weights_path.name, config, clip_tag, summary, find_eval_results(run_dir))
     return atomic_write_text(card_path(weights_path), text)
