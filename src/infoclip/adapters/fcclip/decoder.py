@@ -91,7 +91,7 @@ class CrossAttentionLayer(nn.Module):
         _xavier(self)
 
     def forward(self, tgt: torch.Tensor, memory: torch.Tensor, mask: torch.Tensor, pos: torch.Tensor, query_pos: torch.Tensor) -> torch.Tensor:
-        out = self.multihead_attn(tgt + query_pos, memory + pos, memory, attn_mask=mask, need_weights=False)[0]
+        out = self.multihead_attn(tgt + query_pos, memory + pos, memory, attn_mask=mask)[0]
         return self.norm(tgt + out)
 
 
@@ -104,7 +104,7 @@ class SelfAttentionLayer(nn.Module):
 
     def forward(self, tgt: torch.Tensor, query_pos: torch.Tensor) -> torch.Tensor:
         q = tgt + query_pos
-        return self.norm(tgt + self.self_attn(q, q, tgt, need_weights=False)[0])
+        return self.norm(tgt + self.self_attn(q, q, tgt)[0])
 
 
 class FFNLayer(nn.Module):
