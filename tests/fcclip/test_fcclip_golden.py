@@ -55,6 +55,16 @@ def test_end_to_end_scores_equal_the_official_code(golden_model, golden, order):
     assert torch.equal(scores.argmax(0), expected.argmax(0))
 
 
+def test_full_context_text_makes_the_scores_equal_to_float_rounding(converted, golden):
+    tensors, meta = golden
+    state, config = converted
+    overrides = {"inference": {"test_short_side": int(meta["short_side"]), "text_truncate": False}}
+    model = FCCLIP(deep_merge(config, overrides))
+    model.load_state_dict(state, strict=True)
+    scores = model.predict(tensors["image"].permute(2, 0, 1).float(), golden_class_names(meta))
+    assert (scores - tensors["sem_seg_after"]).abs().max() < 1e-5  # 0.0 on the machine that made the goldens
+
+
 def test_the_two_upsampling_orders_differ(golden):
     tensors, _ = golden
     assert (tensors["sem_seg_after"] - tensors["sem_seg_before"]).abs().max() > 1e-2

@@ -120,6 +120,7 @@ def resolve_model_config(config: Mapping[str, Any] | None) -> dict[str, Any]:
         _int(inf[key], f"inference.{key}", 1)
     if inf["size_divisibility"] % 32:
         _fail("inference.size_divisibility", "a multiple of 32 (the ConvNeXt stride)", inf["size_divisibility"])
-    if not isinstance(inf["postprocess_before_inference"], bool):
-        _fail("inference.postprocess_before_inference", "true or false", inf["postprocess_before_inference"])
+    for key in ("postprocess_before_inference", "text_truncate"):
+        if not isinstance(inf[key], bool):
+            _fail(f"inference.{key}", "true or false", inf[key])
     return cfg

@@ -47,13 +47,15 @@ class TextClassifier:
 
     Rows are ordered class -> synonym; each row is ``L2(mean_t L2(encode_text(template_t(synonym))))``.
     Computed without autograd (the text tower is frozen) and cached per class list. Prompts are encoded in
-    chunks, with tokens cut after the longest end-of-text token of the chunk (exact: attention is causal).
+    chunks; with ``truncate`` tokens are cut after the chunk's longest end-of-text token (equal up to float
+    rounding: the attention is causal).
     """
 
-    def __init__(self, clip_name: str, templates: Sequence[str], chunk: int) -> None:
+    def __init__(self, clip_name: str, templates: Sequence[str], chunk: int, truncate: bool = True) -> None:
         self.tokenizer = get_tokenizer(clip_name)
         self.templates = list(templates)
         self.chunk = chunk
+        self.truncate = truncate
         self.cache: OrderedDict[tuple[str, ...], tuple[torch.Tensor, list[int]]] = OrderedDict()
 
     def clear(self) -> None:
@@ -73,8 +75,9 @@ class TextClassifier:
         rows = []
         for start in range(0, len(prompts), self.chunk):
             tokens = self.tokenizer(prompts[start : start + self.chunk]).to(device)
-            length = int(tokens.argmax(dim=-1).max()) + 1
-            rows.append(backbone.encode_text(tokens[:, :length]).float())
+            if self.truncate:
+                tokens = tokens[:, : int(tokens.argmax(dim=-1).max()) + 1]
+            rows.append(backbone.encode_text(tokens).float())
         text = F.normalize(torch.cat(rows), dim=-1).reshape(-1, len(self.templates), rows[0].shape[-1]).mean(1)
         entry = (F.normalize(text, dim=-1), [len(s) for s in synonyms])
         self.cache[key] = entry
@@ -140,7 +143,7 @@ class FCCLIP(OVSSModel):
         self.train_class_names = fcclip_vocabulary(vocab) if isinstance(vocab, str) and vocab in VOCABULARIES else list(
             [vocab] if isinstance(vocab, str) else vocab
         )
-        self._text = TextClassifier(clip_cfg["name"], cfg["prompt_templates"], cfg["inference"]["text_chunk"])
+        self._text = TextClassifier(clip_cfg["name"], cfg["prompt_templates"], cfg["inference"]["text_chunk"], cfg["inference"]["text_truncate"])
         self.set_clip_finetuning(clip_cfg["finetune"])
 
     # ------------------------------------------------------------------ housekeeping
@@ -484,7 +487,7 @@ def build_teacher(model_config: Mapping[str, Any] | None, student: OVSSModel | N
     backbone = ConvNeXtCLIP(cfg["clip"]["name"], cfg["clip"]["init_seed"])
     if cfg["clip"]["pretrained"]:
         load_clip_weights(backbone.clip_model, cfg["clip"]["name"], cfg["clip"]["pretrained"])
-    teacher = FCCLIPTeacher(cfg, backbone, TextClassifier(cfg["clip"]["name"], cfg["prompt_templates"], cfg["inference"]["text_chunk"]))
+    teacher = FCCLIPTeacher(cfg, backbone, TextClassifier(cfg["clip"]["name"], cfg["prompt_templates"], cfg["inference"]["text_chunk"], cfg["inference"]["text_truncate"]))
     if student is not None:
         teacher = teacher.to(student.pixel_mean.device)
     return teacher
