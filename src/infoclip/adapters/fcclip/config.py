@@ -116,6 +116,9 @@ def resolve_model_config(config: Mapping[str, Any] | None) -> dict[str, Any]:
     _fraction(ens["beta"], "ensemble.beta")
     if not isinstance(ens["log_space"], bool):
         _fail("ensemble.log_space", "true or false", ens["log_space"])
+    from infoclip.mask_classification import SetCriterionConfig
+
+    SetCriterionConfig.from_mapping(cfg["criterion"], num_classes=1)  # raises ConfigError naming bad values
     for key in ("size_divisibility", "test_short_side", "test_max_size", "text_chunk"):
         _int(inf[key], f"inference.{key}", 1)
     if inf["size_divisibility"] % 32:

@@ -35,6 +35,9 @@ from infoclip.adapters.fcclip.pixel_decoder import MSDeformAttnPixelDecoder
 from infoclip.adapters.fcclip.vocabularies import VOCABULARIES, fcclip_vocabulary, seen_classes, split_synonyms
 from infoclip.clip import get_tokenizer, load_clip_weights
 from infoclip.errors import AdapterError, InputError
+from infoclip.mask_classification import SetCriterion, SetCriterionConfig
+from infoclip.mask_classification.semantic_inference import semantic_scores as mask_semantic_scores
+from infoclip.mask_classification.targets import batch_semantic_targets
 
 #: FC-CLIP evaluates whole images; "sliding" is the contract's name for "the framework's published
 #: protocol", which for FC-CLIP is that same whole-image protocol
@@ -283,12 +286,11 @@ class FCCLIP(OVSSModel):
         before = self.config["inference"]["postprocess_before_inference"] if before is None else before
         h, w = image_size
         masks = F.interpolate(mask_logits[None], size=padded, mode="bilinear", align_corners=False)[0]
-        cls = class_log_probs.softmax(-1)[..., :-1]
         if before:
             masks = F.interpolate(masks[None, :, :h, :w], size=output_size, mode="bilinear", align_corners=False)[0]
-            return torch.einsum("qc,qhw->chw", cls, masks.sigmoid())
-        scores = torch.einsum("qc,qhw->chw", cls, masks.sigmoid())
-        return F.interpolate(scores[None, :, :h, :w], size=output_size, mode="bilinear", align_corners=False)[0]
+            return mask_semantic_scores(class_log_probs[None], masks[None])[0]
+        scores = mask_semantic_scores(class_log_probs[None], masks[None])
+        return F.interpolate(scores[:, :, :h, :w], size=output_size, mode="bilinear", align_corners=False)[0]
 
     def forward(self, images: torch.Tensor, class_names: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """Ensembled class scores and mask logits of a batch.
@@ -322,42 +324,63 @@ class FCCLIP(OVSSModel):
         return dense.flatten(1, 2)
 
     def forward_train(self, images: torch.Tensor, class_names: Sequence[str], lpam: nn.Module | None = None) -> TrainOutput:
-        """Training forward: in-vocabulary semantic logits and the student's embeddings of the same pass.
+        """Training forward: the in-vocabulary semantic map and the student's embeddings of the same pass.
+
+        Training uses the in-vocabulary branch only (no ensemble), as the official code does.
 
         Args:
-            images: (B, 3, H, W) float RGB in [0, 255] (H, W multiples of 32 in the recipe, 1024 crops).
+            images: (B, 3, H, W) float RGB in [0, 255] (padded here to the size divisibility).
             class_names: the T training class names (synonyms comma-separated).
-            lpam: unused (FC-CLIP's decoder has no alignment map to replace); must be ``None`` or the
-                objective's own LPAM, which only feeds the losses.
+            lpam: unused: FC-CLIP's decoder has no alignment map to replace, the LPAM only feeds the losses.
 
         Returns:
-            ``TrainOutput(logits (B, T, Hp/4, Wp/4) = log of the in-vocabulary semantic map
-            sum_q softmax(in-vocab logits)_qc sigmoid(mask_q) (void dropped), DenseEmbeddings(student
-            (B, h*w, E), grid (Hp/32, Wp/32), text (T, E)))``. ``self.last_outputs`` keeps the full decoder
-            outputs of this pass for the set criterion.
+            ``TrainOutput(logits (B, T, Hp/4, Wp/4) = log of sum_q softmax(in-vocab logits)_qc sigmoid(mask_q)
+            (void dropped, clamped at 1e-8), DenseEmbeddings(student (B, h*w, E), grid (Hp/32, Wp/32), text (T, E)))``.
+            The decoder outputs of this pass are kept for ``task_loss`` (the set criterion needs every query).
         """
         outputs = self.run(self.preprocess(images), class_names)
-        self.last_outputs = outputs
         head = outputs.heads[-1]
-        cls = head.logits.softmax(-1)[..., :-1]
-        scores = torch.einsum("bqc,bqhw->bchw", cls, head.masks.sigmoid())
+        logits = torch.log(mask_semantic_scores(head.logits, head.masks).clamp(min=1e-8))
+        self._train_pass = (logits, outputs)
         grid = tuple(outputs.features["clip_vis_dense"].shape[-2:])
         embeddings = DenseEmbeddings(self.student_embeddings(outputs), grid, class_text(outputs.text, outputs.synonyms))
-        return TrainOutput(torch.log(scores.clamp(min=1e-8)), embeddings)
+        return TrainOutput(logits, embeddings)
 
     def task_loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """Semantic-mask loss on FC-CLIP's score map: per-pixel negative log-likelihood of the labelled class
-        under the normalised in-vocabulary semantic map (``logits`` from ``forward_train``), ignore pixels left
-        out. labels (B, H, W) int64 in {-1, 0..T-1}; logits are upsampled bilinearly to the labels first."""
+        """FC-CLIP's loss on semantic labels: Mask2Former's set criterion (``model.criterion``) over the final and
+        auxiliary decoder outputs of the ``forward_train`` pass that produced ``logits``, with one target mask
+        per class present in each label map (``IGNORE_INDEX`` pixels belong to no mask). Random points come from
+        the global generator (restored on resume by the engine).
+
+        Args:
+            logits: the ``TrainOutput.logits`` of the latest ``forward_train`` (B, T, h, w).
+            labels: (B, H, W) int64 in {-1, 0..T-1} at the input resolution.
+
+        Returns:
+            Scalar float: the sum of the weighted terms (30 with 9 auxiliary outputs).
+        """
         if logits.ndim != 4 or labels.ndim != 3 or labels.shape[0] != logits.shape[0]:
             raise InputError(f"task_loss needs logits (B, T, h, w) and labels (B, H, W), got {tuple(logits.shape)} and {tuple(labels.shape)}")
         if labels.dtype != torch.long:
             raise InputError(f"labels must be int64, got {labels.dtype}")
+        last = getattr(self, "_train_pass", None)
+        if last is None or last[0] is not logits:
+            raise AdapterError("FC-CLIP's task_loss needs the logits of the latest forward_train (its set loss reads every query of that pass)")
+        outputs = last[1]
+        self._train_pass = None
         t = logits.shape[1]
-        if labels.numel() and (labels.min() < -1 or labels.max() >= t):
-            raise InputError(f"labels must lie in [-1, {t - 1}] for {t} classes, got values in [{int(labels.min())}, {int(labels.max())}]")
-        logits = F.interpolate(logits, size=labels.shape[-2:], mode="bilinear", align_corners=False)
-        return F.cross_entropy(logits, labels, ignore_index=-1)
+        try:
+            targets = batch_semantic_targets(labels, t)
+        except ValueError as exc:
+            raise InputError(str(exc)) from exc
+        heads = outputs.heads
+        criterion = SetCriterion(SetCriterionConfig.from_mapping(self.config["criterion"], num_classes=t)).to(logits.device)
+        packed = {
+            "pred_logits": heads[-1].logits,
+            "pred_masks": heads[-1].masks,
+            "aux_outputs": [{"pred_logits": h.logits, "pred_masks": h.masks} for h in heads[:-1]],
+        }
+        return criterion(packed, targets).total
 
     # ------------------------------------------------------------------ prediction
     @torch.no_grad()
