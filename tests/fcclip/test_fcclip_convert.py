@@ -121,3 +121,18 @@ def test_cli_convert_then_segment_gives_the_official_scores(official_file, run_c
     expected = model.predict(tensors["image"].permute(2, 0, 1).float(), golden_class_names(meta)).numpy()
     assert probs.shape == (6, 45, 60)
     assert np.abs(probs - expected).max() < 1e-5
+
+
+def test_cli_eval_and_template_with_fcclip_weights(official_file, run_cli, tmp_path):
+    from infoclip.data.synthetic import write_custom_dataset
+
+    weights = tmp_path / "fcclip.safetensors"
+    assert run_cli("convert", "fcclip", official_file(), "-o", weights)[0] == 0
+    dataset = write_custom_dataset(tmp_path / "toy", ["cat", "sofa, couch", "sky"], num_images=2, base_size=(40, 56))
+    code, stdout, stderr = run_cli("eval", "--weights", weights, "--dataset", dataset, "--device", "cpu", "-o", tmp_path / "eval")
+    assert code == 0, stderr
+    assert "mIoU" in stdout + stderr
+    image = tmp_path / "img.png"
+    Image.fromarray(np.full((30, 40, 3), 120, np.uint8)).save(image)
+    code, _, stderr = run_cli("segment", image, "--weights", weights, "--classes", "cat,sky", "-o", tmp_path / "seg", "--template", "a photo of {}", "--device", "cpu")
+    assert code == 0, stderr

@@ -195,6 +195,15 @@ class FCCLIP(OVSSModel):
         self._text.clear()
         return load_clip_weights(self.backbone.clip_model, clip_cfg["name"], clip_cfg["pretrained"], cache_dir)
 
+    def set_prompt_template(self, template: str) -> None:
+        """Prompt every synonym with this one template instead of the configured ones (templates are averaged,
+        so their number is not part of the architecture)."""
+        if not isinstance(template, str) or template.count("{}") != 1:
+            raise InputError(f"a prompt template needs exactly one '{{}}' for the class name, got {template!r}")
+        self.config["prompt_templates"] = [template]
+        inf = self.config["inference"]
+        self._text = TextClassifier(self.config["clip"]["name"], [template], inf["text_chunk"], inf["text_truncate"])
+
     def parameter_summary(self) -> str:
         """A text table of trainable and frozen parameters per part."""
         return parameter_table(self)
