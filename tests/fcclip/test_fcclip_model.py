@@ -163,11 +163,14 @@ def test_training_reaches_the_heads_only_and_stage4_trains_the_last_stage(tiny_c
         assert all(p.grad is not None for p in model.sem_seg_head.parameters())
 
 
-def test_teacher_is_the_dense_clip_head_and_shares_the_frozen_clip(tiny_model, tiny_config):
+def test_teacher_is_the_dense_clip_head_of_its_own_frozen_clip(tiny_model, tiny_config):
     from infoclip.adapters.fcclip import build_teacher
 
     teacher = build_teacher(tiny_config, tiny_model)
-    assert teacher.backbone is tiny_model.backbone
+    assert teacher.backbone is not tiny_model.backbone
+    assert not any(p.requires_grad for p in teacher.parameters())
+    mine, theirs = tiny_model.backbone.state_dict(), teacher.backbone.state_dict()
+    assert all(torch.equal(mine[k], theirs[k]) for k in mine)
     images = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(5)) * 255
     emb = teacher(images, NAMES)
     assert emb.image.shape == (1, 4, 32) and emb.grid == (2, 2) and emb.text.shape == (4, 32)
@@ -177,6 +180,8 @@ def test_teacher_is_the_dense_clip_head_and_shares_the_frozen_clip(tiny_model, t
         region = tiny_model.backbone.region_embeddings(res5[:, :, 1, 0][:, None])
     assert torch.allclose(emb.image[:, 2], region[:, 0], atol=1e-6)
     assert torch.allclose(emb.text.norm(dim=-1), torch.ones(4))
+    teacher.to(torch.bfloat16)  # the engine's teacher precision must leave the student alone
+    assert tiny_model.backbone.clip_model.logit_scale.dtype == torch.float32
 
 
 def test_adapter_is_registered_with_its_presets():

@@ -445,8 +445,9 @@ def class_text(text: torch.Tensor, synonyms: Sequence[int]) -> torch.Tensor:
 class FCCLIPTeacher(nn.Module):
     """The frozen ConvNeXt CLIP of FC-CLIP's dense mode: CLIP's image head per pixel on ``clip_vis_dense``.
 
-    With ``clip.finetune: none`` the student's CLIP *is* this CLIP, and the teacher reads the same weights
-    (no second copy); with ``stage4`` it keeps its own frozen copy.
+    It owns its copy of the CLIP (the engine casts the teacher to its precision, which must not touch the
+    student). With ``clip.finetune: none`` that copy equals the student's frozen CLIP; with ``stage4`` it is the
+    pretrained CLIP the student's last stage starts from.
     """
 
     def __init__(self, config: Mapping[str, Any], backbone: ConvNeXtCLIP, text: TextClassifier) -> None:
@@ -508,12 +509,10 @@ def build_model(model_config: Mapping[str, Any] | None) -> FCCLIP:
 def build_teacher(model_config: Mapping[str, Any] | None, student: OVSSModel | None = None) -> FCCLIPTeacher:
     """``Adapter.build_teacher``: the frozen pretrained ConvNeXt CLIP in FC-CLIP's dense mode.
 
-    With ``clip.finetune: none`` and an FC-CLIP student, the teacher shares the student's (frozen) CLIP.
-    Otherwise it builds its own: the pretrained tag when set, else the seeded random init.
+    The pretrained tag when ``clip.pretrained`` is set (downloaded if needed), else the seeded random init,
+    i.e. the student's CLIP as it was built, also when a run resumes.
     """
     cfg = resolve_model_config(model_config)
-    if isinstance(student, FCCLIP) and cfg["clip"]["finetune"] == "none" and student.config["clip"]["finetune"] == "none":
-        return FCCLIPTeacher(cfg, student.backbone, student._text)
     if student is not None and not isinstance(student, FCCLIP):
         raise AdapterError(f"the FC-CLIP teacher needs an FC-CLIP student, got {type(student).__name__}")
     backbone = ConvNeXtCLIP(cfg["clip"]["name"], cfg["clip"]["init_seed"])
