@@ -10,11 +10,12 @@ from __future__ import annotations
 import json
 import math
 import re
-import sys
 from pathlib import Path
 
 import pytest
 import torch
+
+from tests.segmentation.conftest import run_cli  # noqa: F401  (fixture: infoclip ARGS -> code, stdout, stderr)
 
 GOLDEN = Path(__file__).parent / "golden" / "fcclip_tiny.safetensors"
 _SPLIT = re.compile(r"^(.*\.attn\.)([qkv])_proj_weight$")
@@ -100,26 +101,6 @@ def tiny_model(tiny_config):
     from infoclip.adapters.fcclip import build_model
 
     return build_model(tiny_config)
-
-
-@pytest.fixture
-def run_cli(monkeypatch, capsys):
-    """Run ``infoclip ARGS...`` through the real entry point; returns (exit code, stdout, stderr)."""
-    from infoclip_cli.main import main
-
-    monkeypatch.delenv("INFOCLIP_DEBUG", raising=False)
-
-    def run(*args: object) -> tuple[int, str, str]:
-        monkeypatch.setattr(sys, "argv", ["infoclip", *map(str, args)])
-        code: int | str | None = 0
-        try:
-            main()
-        except SystemExit as exc:
-            code = exc.code
-        captured = capsys.readouterr()
-        return int(code or 0), captured.out, captured.err
-
-    return run
 
 
 def golden_class_names(meta: dict[str, str]) -> list[str]:

@@ -17,13 +17,13 @@ open_clip's text checkpoints load through ``infoclip.clip`` and text is encoded 
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from infoclip.clip import SplitQKVAttention, encode_text
+from infoclip.clip.loading import create_random_model
 from infoclip.errors import ConfigError, InputError
 
 _CONFIG_DIR = Path(__file__).parent / "model_configs"
@@ -62,15 +62,7 @@ def build_convnext_clip(model_name: str, init_seed: int | None = None) -> nn.Mod
     if model_name not in open_clip.list_models():
         convnext = ", ".join(m for m in open_clip.list_models() if m.startswith("convnext_"))
         raise ConfigError(f"unknown open_clip architecture {model_name!r}; ConvNeXt choices: {convnext}, {TINY_CONVNEXT_CLIP}")
-    previous = logging.root.manager.disable
-    logging.disable(logging.WARNING)  # "initialized randomly" is the point here
-    try:
-        with torch.random.fork_rng(devices=[]):
-            if init_seed is not None:
-                torch.manual_seed(int(init_seed))
-            model = open_clip.create_model(model_name, pretrained=None, device=torch.get_default_device())
-    finally:
-        logging.disable(previous)
+    model = create_random_model(model_name, init_seed)
     visual = getattr(model, "visual", None)
     trunk = getattr(visual, "trunk", None)
     if not isinstance(visual, TimmModel) or not hasattr(trunk, "stages") or not hasattr(model, "token_embedding"):
