@@ -3,7 +3,7 @@
 Each case runs in a fresh subprocess, so its peak resident memory is its own. All cases segment the same
 synthetic image (``--image``, default 480x640: gradients, a checkerboard, noise) with the same ``--classes``:
 
-* ``fcclip``: ``model.predict`` with FC-CLIP's protocol (ResizeShortestEdge 800 / 1333, whole image, pad 32),
+* ``fcclip``: ``model.predict`` with FC-CLIP's protocol (ResizeShortestEdge ``--short`` (800) / 1333, whole image, pad 32),
   text classifier cached first (its one-off encoding timed apart), plus a per-stage breakdown of one forward
   (CLIP trunk, pixel decoder and, inside it, the pure-PyTorch deformable-attention sampling, decoder, ensemble
   and semantic inference);
@@ -16,6 +16,7 @@ synthetic image (``--image``, default 480x640: gradients, a checkerboard, noise)
 SAN is not in this branch's ``main`` yet; add it when it is.
 
     OMP_NUM_THREADS=1 python benchmarks/fcclip.py --official-scratch /work/scratch/fcclip
+    OMP_NUM_THREADS=1 python benchmarks/fcclip.py --short 320 --image 240x320 ...   # what fits a shared CPU
     python benchmarks/fcclip.py --preset fcclip-tiny --cases fcclip     # smoke run
 """
 
@@ -59,7 +60,7 @@ class Timer:
         self.cpu = time.process_time() - self._cpu
 
 
-def run_fcclip(preset: str, height: int, width: int, threads: int) -> dict:
+def run_fcclip(preset: str, height: int, width: int, threads: int, short: int) -> dict:
     import torch
 
     import infoclip.adapters.fcclip.pixel_decoder as pd
@@ -67,6 +68,7 @@ def run_fcclip(preset: str, height: int, width: int, threads: int) -> dict:
 
     torch.set_num_threads(threads)
     model = build_model(preset_model_config(preset)).eval()
+    model.config["inference"]["test_short_side"] = short
     image = _image(height, width)
     result: dict = {"case": "fcclip", "preset": preset}
     with torch.no_grad():
@@ -141,11 +143,11 @@ def run_catseg(height: int, width: int, threads: int) -> dict:
             "wall_s": round(t.wall, 2), "peak_rss_mib": round(_peak_mib())}  # fmt: skip
 
 
-def run_official(scratch: Path, height: int, width: int, threads: int) -> dict:
+def run_official(scratch: Path, height: int, width: int, threads: int, short: int) -> dict:
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "HF_HUB_OFFLINE": "1",
            "PYTHONPATH": os.pathsep.join(str(scratch / p) for p in ("stubs", "oc224", "official"))}  # fmt: skip
     out = Path(os.environ.get("TMPDIR", "/tmp")) / "fcclip_bench_official.pt"
-    cmd = [sys.executable, str(scratch / "official_run.py"), "--size", "large", "--short", "800", "--image", f"{height}x{width}", "--out", str(out)]
+    cmd = [sys.executable, str(scratch / "official_run.py"), "--size", "large", "--short", str(short), "--image", f"{height}x{width}", "--out", str(out)]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False, cwd=scratch)
     if done.returncode != 0:
         sys.exit(f"official case failed:\n{done.stderr[-3000:]}")
@@ -161,6 +163,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--image", default="480x640", help="HxW of the synthetic image")
     parser.add_argument("--preset", default="fcclip-convnext-l")
+    parser.add_argument("--short", type=int, default=800, help="FC-CLIP's test short side (800 in its protocol)")
     parser.add_argument("--cases", default="fcclip,catseg,official")
     parser.add_argument("--official-scratch", type=Path, help="scratch folder with official_run.py (official case)")
     parser.add_argument("--case", help=argparse.SUPPRESS)
@@ -168,18 +171,19 @@ def main() -> None:
     height, width = map(int, args.image.split("x"))
     if args.case:
         if args.case == "fcclip":
-            row = run_fcclip(args.preset, height, width, args.threads)
+            row = run_fcclip(args.preset, height, width, args.threads, args.short)
         elif args.case == "catseg":
             row = run_catseg(height, width, args.threads)
         else:
-            row = run_official(args.official_scratch, height, width, args.threads)
+            row = run_official(args.official_scratch, height, width, args.threads, args.short)
         print(json.dumps(row))
         return
     cases = [c for c in args.cases.split(",") if c and (c != "official" or args.official_scratch)]
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "HF_HUB_OFFLINE": "1"}
     rows = []
     for case in cases:
-        cmd = [sys.executable, __file__, "--case", case, "--threads", str(args.threads), "--image", args.image, "--preset", args.preset]
+        cmd = [sys.executable, __file__, "--case", case, "--threads", str(args.threads), "--image", args.image, "--preset", args.preset,
+               "--short", str(args.short)]  # fmt: skip
         if args.official_scratch:
             cmd += ["--official-scratch", str(args.official_scratch)]
         done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
@@ -189,7 +193,8 @@ def main() -> None:
         print(f"[fcclip bench] {rows[-1]}", file=sys.stderr)
     import torch
 
-    print(f"image {args.image}, {len(CLASSES)} classes, random weights, CPU, {args.threads} thread(s), torch {torch.__version__}")
+    print(f"image {args.image}, FC-CLIP short side {args.short}, {len(CLASSES)} classes, random weights, CPU, "
+          f"{args.threads} thread(s), torch {torch.__version__}")  # fmt: skip
     print(f"{'model':<32} {'CPU s':>8} {'wall s':>8} {'text CPU s':>11} {'peak RSS MiB':>13}")
     for row in rows:
         text = f"{row['text_cpu_s']:.1f}" if "text_cpu_s" in row else "-"
