@@ -210,6 +210,14 @@ def eval_command(
     classes: Annotated[Optional[Path], typer.Option(help="Custom dataset: class names (JSON list or one per line).")] = None,
     ignore_value: Annotated[int, typer.Option(help="Custom dataset: label value meaning 'no ground truth'.")] = 255,
     top: Annotated[int, typer.Option(min=0, help="How many best and worst classes to show.")] = 5,
+    max_pixels: Annotated[
+        Optional[int],
+        typer.Option(
+            "--max-pixels", min=1, metavar="N",
+            help="Refuse images and labels larger than N pixels (width x height) before decoding them; default "
+            "64000000, or the INFOCLIP_MAX_PIXELS environment variable.",
+        ),
+    ] = None,
 ) -> None:
     """Evaluate weights (or, with --clip, the training-free dense-CLIP baseline) on datasets with the CAT-Seg
     protocol; print mIoU tables, write metrics JSON/CSV."""
@@ -218,7 +226,9 @@ def eval_command(
     from infoclip.evaluation import MIOU_FORMULAS, PROTOCOLS, evaluate
     from infoclip.io_utils import atomic_write_text
     from infoclip.weights import load_model
+    from infoclip_cli.segment_cmd import set_pixel_limit
 
+    set_pixel_limit(max_pixels)
     if protocol not in PROTOCOLS:
         raise InputError(f"--protocol must be one of {', '.join(PROTOCOLS)}, not {protocol!r}")
     if miou_formula not in MIOU_FORMULAS:
@@ -231,12 +241,12 @@ def eval_command(
         from infoclip.segmentation.baseline import DenseCLIPBaseline
 
         model = DenseCLIPBaseline.from_spec(clip).to(_resolve_device(device))
-        extra = {"clip": clip, "adapter": "dense-clip-baseline (training-free)", "prompt_templates": [model.template]}
+        extra = {"clip": clip, "adapter": "dense-clip-baseline (training-free)", "prompt_templates": model.prompt_templates}
     else:
         model, meta = load_model(weights, _resolve_device(device))
-        extra = {"weights": str(weights), "adapter": meta.adapter, "clip_tag": meta.clip_tag}
-        if "prompt_templates" in meta.config:  # part of the protocol (ecosystem notes): record it with the numbers
-            extra["prompt_templates"] = meta.config["prompt_templates"]
+        # the prompt templates are part of the protocol (ecosystem notes): recorded with the numbers
+        templates = {"prompt_templates": model.prompt_templates} if model.prompt_templates else {}
+        extra = {"weights": str(weights), "adapter": meta.adapter, "clip_tag": meta.clip_tag, **templates}
     results = []
     with stderr_progress() as new_task:
         for ds in datasets:
