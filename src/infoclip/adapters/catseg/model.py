@@ -232,6 +232,10 @@ class CATSeg(OVSSModel):
         self._text.clear()
         return super().load_state_dict(state_dict, strict=strict, assign=assign)
 
+    def dense_clip(self) -> tuple[nn.Module, str]:
+        """``clip_model`` (shared, with the fine-tuned Q/V or full weights) and its open_clip architecture name."""
+        return self.clip_model, str(self.config["clip"]["name"])
+
     @property
     def embed_dim(self) -> int:
         """Width of CLIP's joint embedding space (``visual.output_dim``: 512 for ViT-B/16, 768 for ViT-L/14)."""
