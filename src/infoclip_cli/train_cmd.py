@@ -173,8 +173,8 @@ def train_command(
     if result["mIoU"] is not None:
         out_console.print(f"validation mIoU: {result['mIoU']:.2f}")
     if result["last_checkpoint"]:
-        out_console.print(f"last checkpoint: {result['last_checkpoint']}", markup=False, highlight=False)
-    out_console.print(f"wrote the run to {result['run_dir']}", markup=False, highlight=False)
+        out_console.print(f"last checkpoint: {result['last_checkpoint']}", markup=False, highlight=False, soft_wrap=True)
+    out_console.print(f"wrote the run to {result['run_dir']}", markup=False, highlight=False, soft_wrap=True)
 
 
 def _say(text: str) -> None:
