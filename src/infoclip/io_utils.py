@@ -37,8 +37,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         os.replace(tmp_path, path)
     except Exception as exc:
         # Judged before the partial temporary file is removed: it is what filled the disk.
-        full = is_disk_full_error(exc, path.parent)
-        if full:
+        if is_disk_full_error(exc, path.parent):
             raise disk_full_error(path) from exc
         raise
     finally:
