@@ -15,7 +15,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.markup import escape
 from rich.table import Table
 
-from infoclip_cli.app import err_console, out_console
+from infoclip_cli.app import err_console, examples, out_console
+
+EXAMPLES = examples(
+    "infoclip eval --weights b16.safetensors --dataset all",
+    "infoclip eval --weights b16.safetensors --dataset ade150 --output-dir eval/",
+    "infoclip eval --clip ViT-B-16:openai --dataset path/to/kitchens",
+)
 
 if TYPE_CHECKING:
     from infoclip.data import SegmentationDataset
@@ -268,4 +274,4 @@ def eval_command(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("eval")(eval_command)
+    app.command("eval", epilog=EXAMPLES)(eval_command)

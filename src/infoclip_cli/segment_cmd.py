@@ -13,7 +13,13 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from infoclip_cli.app import err_console, out_console
+from infoclip_cli.app import err_console, examples, out_console
+
+EXAMPLES = examples(
+    'infoclip segment photo.jpg --classes "cat,sofa,floor" \\\n    --weights catseg_b16.safetensors',
+    "infoclip segment photos/ --vocab ade150 --weights catseg_b16.safetensors \\\n    -o out/ --save-probs",
+    "infoclip segment photo.jpg --classes @names.txt --clip ViT-B-16:openai",
+)
 
 _GLOB_CHARS = set("*?[")
 _TABLE_ROWS = 10
@@ -154,14 +160,6 @@ def segment(
     list; uint8, or uint16 above 255 classes), <stem>_overlay.png (colours over the image, with a legend),
     <stem>.json (classes, pixel shares, weights, protocol) and, with --save-probs, <stem>_probs.npy. It prints
     one table per image. An image that cannot be read is reported and skipped; the exit code is then 1.
-
-    Examples:
-
-      infoclip segment photo.jpg --classes "cat,sofa,floor" --weights catseg_b16.safetensors
-
-      infoclip segment photos/ --vocab ade150 --weights catseg_b16.safetensors -o out/ --save-probs
-
-      infoclip segment photo.jpg --classes @names.txt --clip ViT-B-16:openai
     """
     from infoclip.errors import InputError
     from infoclip.segmentation.classes import resolve_classes
@@ -248,4 +246,4 @@ def _progress(total: int):  # noqa: ANN202
 
 
 def register(app: typer.Typer) -> None:
-    app.command("segment")(segment)
+    app.command("segment", epilog=EXAMPLES)(segment)

@@ -14,7 +14,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColum
 from rich.progress import TimeRemainingColumn
 from rich.text import Text
 
-from infoclip_cli.app import err_console, out_console
+from infoclip_cli.app import err_console, examples, out_console
+
+EXAMPLES = examples(
+    "infoclip train --config catseg-vit-b16 --output-dir runs/b16",
+    "infoclip train --config catseg-tiny --output-dir runs/try \\\n    --set solver.iterations=200 --set data.train=path/to/kitchens",
+    "infoclip train --output-dir runs/b16 --resume",
+    "torchrun --nproc_per_node 4 -m infoclip_cli train \\\n    --config catseg-vit-b16 --output-dir runs/b16",
+)
 
 _SHORT = {"loss_total": "loss", "loss_task": "task", "loss_compression": "L_c", "loss_distillation": "L_d"}
 
@@ -195,4 +202,4 @@ def resume_command(run_dir: Path) -> str:
 
 
 def register(app: typer.Typer) -> None:
-    app.command("train")(train_command)
+    app.command("train", epilog=EXAMPLES)(train_command)
