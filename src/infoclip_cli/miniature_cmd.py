@@ -90,6 +90,8 @@ def miniature_command(
         typer.echo(json.dumps(results, indent=2))
         return
     _print_results(results)
+    out_console.print(f"wrote the data, runs, weights and results to {output_dir}", markup=False, highlight=False,
+                      soft_wrap=True)
 
 
 @miniature_app.command(
