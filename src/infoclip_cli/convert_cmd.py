@@ -54,7 +54,13 @@ def convert_checkpoint(
         importer = next(iter(adapter.importers))
     if importer not in adapter.importers:
         raise AdapterError(f"adapter {adapter.name!r} has no importer {importer!r}; importers: {', '.join(sorted(adapter.importers))}")
-    state, config = adapter.importers[importer](source)
+    try:
+        state, config = adapter.importers[importer](source)
+    except CheckpointError:
+        own = _own_file_hint(source)
+        if own is None:
+            raise
+        raise CheckpointError(own) from None
     with torch.device("meta"):
         model = adapter.build_model(config)
     expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
@@ -71,6 +77,22 @@ def convert_checkpoint(
         "tensors": len(state),
         "parameters": int(sum(v.numel() for v in state.values())),
     }
+
+
+def _own_file_hint(source: Path) -> str | None:
+    """What to do instead when ``source`` is one of infoclip's own files (a run or its checkpoint), else None."""
+    from infoclip.errors import CheckpointError
+    from infoclip.training.checkpoint import read_checkpoint
+
+    try:
+        iteration = read_checkpoint(source).get("iteration")
+    except (CheckpointError, OSError):
+        return None
+    return (
+        f"{source} is an infoclip training {'run' if source.is_dir() else 'checkpoint'} (iteration {iteration}), not an "
+        "official checkpoint; make inference "
+        f"weights from it with `infoclip export {source} -o weights.safetensors`"
+    )
 
 
 def convert_command(

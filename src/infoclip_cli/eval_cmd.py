@@ -136,12 +136,24 @@ def _open_datasets(
 ) -> list[SegmentationDataset]:
     from infoclip.data import custom_spec, get_dataset, read_class_file
     from infoclip.data.builtin import BENCHMARKS
-    from infoclip.errors import InputError
+    from infoclip.errors import DatasetError, InputError
+    from infoclip_cli.errors import one_line
 
     expanded: list[str] = []
     for name in names:
         expanded.extend(BENCHMARKS if name.lower() == ALL else [name])
-    datasets = [get_dataset(name, split) for name in expanded]
+    datasets, failed = [], []
+    for name in expanded:
+        try:
+            datasets.append(get_dataset(name, split))
+        except DatasetError as exc:  # every missing dataset is listed, each with its own steps
+            if len(expanded) == 1:
+                raise
+            failed.append(name)
+            err_console.print(f"error: {one_line(exc)}", markup=False, highlight=False, soft_wrap=True)
+    if failed:
+        raise DatasetError(f"{len(failed)} of {len(expanded)} dataset(s) cannot be opened (listed above): "
+                           f"{', '.join(failed)}")  # fmt: skip
     ad_hoc = (images, labels, classes)
     if any(v is not None for v in ad_hoc):
         if not all(v is not None for v in ad_hoc):
@@ -229,10 +241,13 @@ def eval_command(
         raise InputError(f"--protocol must be one of {', '.join(PROTOCOLS)}, not {protocol!r}")
     if miou_formula not in MIOU_FORMULAS:
         raise InputError(f"--miou-formula must be one of {', '.join(MIOU_FORMULAS)}, not {miou_formula!r}")
-    datasets = _open_datasets(list(dataset or []), split, images, labels, classes, ignore_value)
-    seen_classes = resolve_classes(seen) if seen is not None else None
+    # what is evaluated is checked before where: a missing weights file is the first thing to hear about
     if (weights is None) == (clip is None):
         raise InputError("give either --weights W.safetensors or --clip MODEL:TAG (the training-free baseline)")
+    if weights is not None and not weights.is_file():
+        raise InputError(f"weights file not found: {weights}; export one with `infoclip export RUN -o W.safetensors`")
+    datasets = _open_datasets(list(dataset or []), split, images, labels, classes, ignore_value)
+    seen_classes = resolve_classes(seen) if seen is not None else None
     if clip is not None:
         from infoclip.segmentation.baseline import DenseCLIPBaseline
 

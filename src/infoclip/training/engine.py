@@ -772,7 +772,7 @@ class Trainer:
                         self._note(f"validation at {done}: mIoU {result.miou:.2f} on {result.num_images} images")
                         if tensorboard is not None:
                             tensorboard.scalars(done, {"mIoU": result.miou}, prefix="val/")
-                        plot_curves(self.run_dir, title=self.run_dir.name)
+                        self._plot()
                 signum = agreed_stop(self.stop, self.ctx)
                 if signum is not None:
                     self._stop_on_signal(signum)
@@ -800,6 +800,10 @@ class Trainer:
                 self._close_run_files(summary, tensorboard, redraw=not immediate)
         return summary
 
+    def _plot(self) -> None:
+        why = f"validation off: {self.val_skipped}" if self.val_skipped else "no validation yet"
+        plot_curves(self.run_dir, title=self.run_dir.name, no_validation=why)
+
     def _close_run_files(self, summary: TrainSummary, tensorboard: TensorBoardLog | None, redraw: bool) -> None:
         """End of a run, finished or not: the plot, the TensorBoard writer, the progress display, the summary.
 
@@ -815,7 +819,7 @@ class Trainer:
                 logger.warning("%s", exc)
 
         if redraw and (self.run_dir / TRAIN_LOG).is_file():
-            attempt(lambda: plot_curves(self.run_dir, title=self.run_dir.name))
+            attempt(self._plot)
         if tensorboard is not None:
             attempt(tensorboard.close)
         if self.progress is not None:

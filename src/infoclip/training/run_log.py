@@ -140,8 +140,11 @@ class TensorBoardLog:
             self.writer.close()
 
 
-def plot_curves(run_dir: str | os.PathLike[str], title: str = "") -> Path:
-    """Draw ``RUN/curves.png`` from ``log.csv`` and ``val.csv``: loss terms (left), validation mIoU (right)."""
+def plot_curves(run_dir: str | os.PathLike[str], title: str = "", no_validation: str = "no validation yet") -> Path:
+    """Draw ``RUN/curves.png`` from ``log.csv`` and ``val.csv``: loss terms (left), validation mIoU (right).
+
+    ``no_validation`` is what the right panel says while ``val.csv`` is empty (why there is no curve).
+    """
     # A bare Figure renders through Agg without touching pyplot's global backend.
     from matplotlib.figure import Figure
 
@@ -164,7 +167,7 @@ def plot_curves(run_dir: str | os.PathLike[str], title: str = "") -> Path:
     if xs:
         miou.plot(xs, ys, marker="o", color="tab:green")
     else:
-        miou.text(0.5, 0.5, "no validation yet", ha="center", va="center", transform=miou.transAxes)
+        miou.text(0.5, 0.5, no_validation, ha="center", va="center", transform=miou.transAxes, wrap=True)
     miou.set_xlabel("iteration")
     miou.set_ylabel("mIoU (%)")
     miou.set_title("validation mIoU")
