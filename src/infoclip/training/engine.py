@@ -783,7 +783,7 @@ class Trainer:
         except ImmediateStop as exc:
             stopped, immediate = f"stopped at once by a second {exc}; {self._last_good()}", True
             raise
-        except Exception as exc:
+        except BaseException as exc:  # whatever ends the run early, summary.json says so
             stopped = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise
         finally:
