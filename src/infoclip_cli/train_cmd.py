@@ -120,6 +120,11 @@ def train_command(
         typer.Option("--set", metavar="KEY=VALUE", help="Override a config key, e.g. --set solver.iterations=1000 (repeatable; "
                      "unknown keys are errors). --set infoclip.enabled=false trains the plain baseline."),
     ] = None,
+    weights: Annotated[
+        Optional[str],
+        typer.Option("--weights", "-w", metavar="WEIGHTS", help="Start the model from these weights (train.init_weights): "
+                     "a name such as catseg-b16, hf:ORG/REPO/FILE, an infoclip .safetensors or an official checkpoint."),
+    ] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --output-dir from its last checkpoint.")] = False,
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Start again from scratch in a run folder that holds a run (deletes its "
@@ -140,10 +145,11 @@ def train_command(
     from infoclip.training.run_folder import clear_run
     from infoclip.training.run_lock import hold
 
+    settings = list(overrides or []) + ([f"train.init_weights={weights}"] if weights is not None else [])
     main_process = os.environ.get("RANK", "0") == "0"
     try:
         with hold(output_dir, enabled=main_process):
-            run_config, changed = prepare_run_config(output_dir, config, adapter, list(overrides or []), resume, overwrite)
+            run_config, changed = prepare_run_config(output_dir, config, adapter, settings, resume, overwrite)
             if overwrite and main_process:
                 clear_run(output_dir)
             reporter: Any = None

@@ -37,10 +37,10 @@ def _sets(overrides: list[str]) -> list[str]:
 @pytest.mark.parametrize(
     "setting, shown",
     [("solver.lr=.inf", "solver.lr must be a finite number, got inf"),
-     ("solver.lr=.nan", "solver.lr must be a finite number, got nan"),
+     ("solver.lr=.nan", "override 'solver.lr=.nan': solver.lr is NaN (not a number); give a number"),
      ("infoclip.lambda_compression=-.inf", "infoclip.lambda_compression must be a finite number, got -inf"),
-     ("solver.betas=[0.9, .inf]", "solver.betas.1 must be a finite number, got inf"),
-     ("model.clip.resolution=.nan", "model.clip.resolution must be a finite number, got nan")],
+     ("solver.betas=[0.9, .inf]", "solver.betas[1] must be a finite number, got inf"),
+     ("model.clip.resolution=.inf", "model.clip.resolution must be a finite number, got inf")],
 )  # fmt: skip
 def test_infinite_and_nan_settings_are_refused_before_anything_runs(tiny_dataset, setting, shown):
     with pytest.raises(ConfigError) as caught:

@@ -11,12 +11,12 @@ from __future__ import annotations
 import difflib
 import math
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from infoclip.config import apply_overrides, deep_merge, load_config, yaml_load
+from infoclip.config import apply_overrides, deep_merge, find_leaf, load_config, yaml_load
 from infoclip.errors import ConfigError
 
 #: the sections the training engine owns (their keys are fixed by defaults.yaml)
@@ -107,18 +107,6 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def _leaves(tree: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
-    """``(dotted key, value)`` of every leaf of a nested config (list items as ``key.0``, ``key.1``...)."""
-    if isinstance(tree, Mapping):
-        for key, value in tree.items():
-            yield from _leaves(value, f"{prefix}{key}.")
-    elif isinstance(tree, (list, tuple)):
-        for index, value in enumerate(tree):
-            yield from _leaves(value, f"{prefix}{index}.")
-    else:
-        yield prefix.rstrip("."), tree
-
-
 def validate_run_config(config: Mapping[str, Any]) -> None:
     """Check types, ranges and choices of the engine sections; ``ConfigError`` naming the key otherwise."""
     from infoclip.config import get
@@ -127,9 +115,17 @@ def validate_run_config(config: Mapping[str, Any]) -> None:
         raise ConfigError(f"{key} must be {what}, got {get(config, key)!r}")
 
     # No setting of a run (the adapter's `model` section included) means anything with infinity or NaN.
-    for key, value in _leaves(config):
-        if isinstance(value, float) and not math.isfinite(value):
-            raise ConfigError(f"{key} must be a finite number, got {value!r}")
+    bad: list[float] = []
+
+    def non_finite(leaf: Any) -> bool:
+        if isinstance(leaf, float) and not math.isfinite(leaf):
+            bad.append(leaf)
+            return True
+        return False
+
+    where = find_leaf(config, non_finite)
+    if where is not None:
+        raise ConfigError(f"{where.lstrip('.')} must be a finite number, got {bad[0]!r}")
 
     for key, choices in _CHOICES.items():
         if get(config, key) not in choices:
@@ -149,6 +145,9 @@ def validate_run_config(config: Mapping[str, Any]) -> None:
     for key in _BOOLS:
         if not isinstance(get(config, key), bool):
             fail(key, "true or false")
+    init = get(config, "train.init_weights")
+    if init is not None and (not isinstance(init, str) or not init.strip()):
+        fail("train.init_weights", "null or weights (a name such as catseg-b16, hf:ORG/REPO/FILE, or a file path)")
     alpha = get(config, "infoclip.alpha")
     if not _is_number(alpha) or alpha <= 0 or alpha == 1:
         fail("infoclip.alpha", "a finite number > 0 other than 1 (Rényi order)")
