@@ -19,7 +19,7 @@ from rich.text import Text
 from infoclip_cli.app import err_console, examples, note, out_console
 
 EXAMPLES = examples(
-    'infoclip segment photo.jpg --classes "cat,sofa,floor"   # the default model, catseg-b16',
+    'infoclip segment photo.jpg --classes "cat,sofa,floor"   # model: catseg-b16',
     "infoclip segment photos/ --vocab ade150 --weights catseg-l14 \\\n    -o out/ --save-probs",
     'infoclip segment photo.jpg -c "cat,sofa" \\\n    --weights model_base.pth   # an official checkpoint, converted once',
     "infoclip segment photo.jpg --classes @names.txt --clip ViT-B-16:openai",

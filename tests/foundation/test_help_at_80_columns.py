@@ -67,7 +67,7 @@ def test_every_command_has_examples_that_paste_as_they_are(path, command):
     examples = _examples(text)
     assert examples
     for example in examples:
-        argv = shlex.split(example)
+        argv = shlex.split(example, comments=True)
         if argv[0] == "torchrun":
             argv = ["infoclip", *argv[argv.index("infoclip_cli") + 1 :]]
         assert argv[0] == "infoclip" and tuple(argv[1 : 1 + len(path)]) == path, example
@@ -85,7 +85,7 @@ def _table_output(args: list[str]) -> str:
 def test_tables_fold_names_instead_of_cutting_them_at_80_columns(tmp_path, monkeypatch):
     monkeypatch.setenv("INFOCLIP_DATASETS", str(tmp_path))
     monkeypatch.setenv("COLUMNS", "80")
-    for args in (["adapters", "list"], ["data", "check"], ["data", "list"]):
+    for args in (["adapters", "list"], ["data", "check"], ["data", "list"], ["weights", "list"]):
         text = _table_output(args)
         assert "…" not in text, f"infoclip {' '.join(args)} truncates a cell:\n{text}"
         table = [line for line in text.splitlines() if line[:1] in "┏┃┡│└" or line.startswith(" ")]
