@@ -9,14 +9,21 @@ import re
 from collections.abc import Sequence
 from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from infoclip_cli.app import err_console, note, out_console
+from infoclip_cli.app import err_console, examples, note, out_console
+
+EXAMPLES = examples(
+    'infoclip segment photo.jpg --classes "cat,sofa,floor"   # model: catseg-b16',
+    "infoclip segment photos/ --vocab ade150 --weights catseg-l14 \\\n    -o out/ --save-probs",
+    'infoclip segment photo.jpg -c "cat,sofa" \\\n    --weights model_base.pth   # an official checkpoint, converted once',
+    "infoclip segment photo.jpg --classes @names.txt --clip ViT-B-16:openai",
+)
 
 _GLOB_CHARS = set("*?[")
 _TABLE_ROWS = 10
@@ -214,7 +221,9 @@ def segment(
         str | None, typer.Option(help="Prompt template with {} for the class name (default: 'A photo of a {} in the scene').")
     ] = None,
     save_probs: Annotated[
-        bool, typer.Option("--save-probs", help="Also write <stem>_probs.npy: float32 (classes, height, width) probabilities.")
+        bool, typer.Option("--save-probs", help="Also write <stem>_probs.npy: float32 (classes, height, width) scores, "
+                           "4 bytes per class per pixel (157 MB for 512x512 with 150 classes). CAT-Seg's are "
+                           "per-class sigmoid scores: they do not sum to 1 over the classes.")
     ] = False,
     overlay: Annotated[bool, typer.Option("--overlay/--no-overlay", help="Write <stem>_overlay.png.")] = True,
     alpha: Annotated[float, typer.Option(min=0.0, max=1.0, help="Opacity of the class colours in the overlay.")] = 0.5,
@@ -235,16 +244,6 @@ def segment(
     one table per image. An image that cannot be read, is larger than --max-pixels or does not fit in memory is
     reported by name and skipped while the others run; the exit code is then 1. A warning says when the output
     folder already holds outputs of another run that would mix with this one's.
-
-    Examples:
-
-      infoclip segment photo.jpg --classes "cat,sofa,floor"        (the default model, catseg-b16)
-
-      infoclip segment photos/ --vocab ade150 --weights catseg-l14 -o out/ --save-probs
-
-      infoclip segment photo.jpg -c "cat,sofa" --weights model_base.pth   (official checkpoint, converted once)
-
-      infoclip segment photo.jpg --classes @names.txt --clip ViT-B-16:openai
     """
     # Everything that can be checked without torch is checked first: a usage error answers at once.
     from infoclip.errors import InputError
@@ -324,6 +323,8 @@ def segment(
         for path, stem in zip(paths, stems):
             try:
                 result = segmenter.predict(path, class_names)
+                if save_probs:
+                    _announce_probs(progress.console, result.probs.nbytes, folder / f"{stem}_probs.npy")
                 result.save(folder, stem=stem, save_probs=save_probs, overlay=overlay, alpha=alpha)
             except InputError as exc:
                 failures.append(str(exc).splitlines()[0] + _max_pixels_hint(exc))
@@ -342,6 +343,16 @@ def segment(
     if failures:
         err_console.print(f"error: {len(failures)} input(s) failed (listed above)", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(code=1)
+
+
+#: --save-probs files at least this large are announced before they are written
+LARGE_PROBS_BYTES = 10_000_000
+
+
+def _announce_probs(console: Any, size: int, path: Path) -> None:
+    if size >= LARGE_PROBS_BYTES:
+        console.print(f"note: writing {size / 1e6:.0f} MB of per-class scores to {path}", markup=False,
+                      highlight=False, soft_wrap=True)  # fmt: skip
 
 
 _DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
@@ -410,4 +421,4 @@ def _progress(total: int):  # noqa: ANN202
 
 
 def register(app: typer.Typer) -> None:
-    app.command("segment")(segment)
+    app.command("segment", epilog=EXAMPLES)(segment)
