@@ -38,3 +38,7 @@ class InputError(InfoclipError, ValueError):
 
 class TrainingError(InfoclipError):
     """Training cannot go on (for example a non-finite loss); the last good checkpoint is kept."""
+
+
+class MissingDependencyError(InfoclipError, ImportError):
+    """An optional dependency (a pip extra such as ``infoclip[demo]``) is not installed; the message says how."""

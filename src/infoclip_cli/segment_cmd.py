@@ -166,14 +166,10 @@ def segment(
     from infoclip.errors import InputError
     from infoclip.segmentation.classes import resolve_classes
     from infoclip.segmentation.overlay import palette
-    from infoclip.segmentation.segmenter import Segmenter, check_output_dir, check_precision, resolve_device
+    from infoclip.segmentation.segmenter import check_output_dir, check_precision, resolve_device
 
     class_names = resolve_classes(classes, vocab)
-    if (weights is None) == (clip is None):
-        raise InputError(
-            "give either --weights FILE (segmentation weights) or --clip MODEL:TAG (training-free baseline, "
-            "e.g. --clip ViT-B-16:openai), not both and not neither"
-        )
+    check_model_choice(weights, clip)
     if template is not None and template.count("{}") != 1:
         raise InputError(f"--template must contain {{}} exactly once, e.g. 'a photo of a {{}}.', got {template!r}")
     check_precision(precision.value, resolve_device(device))
@@ -192,22 +188,11 @@ def segment(
                 raise InputError(f"{folder / (stem + suffix)} would overwrite an input image; choose another --output-dir")
 
     try:
-        if clip is not None:
-            segmenter = Segmenter.from_clip(clip, device, precision.value, protocol.value, template)
-        else:
-            assert weights is not None
-            segmenter = Segmenter.from_pretrained(weights, device, precision.value, protocol.value, template)
+        segmenter = load_segmenter(weights, clip, device, precision.value, protocol.value, template)
     except BaseException:
         if created and not any(folder.iterdir()):
             folder.rmdir()  # leave no trace of a run that never started
         raise
-    if clip is not None:
-        err_console.print(
-            f"note: no segmentation weights given: this is the training-free dense-CLIP baseline of {clip}",
-            markup=False,
-            highlight=False,
-            soft_wrap=True,
-        )
 
     colours = palette(len(class_names))
     failures: list[str] = []
@@ -230,6 +215,38 @@ def segment(
     if failures:
         err_console.print(f"error: {len(failures)} input(s) failed (listed above)", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(code=1)
+
+
+def check_model_choice(weights: Path | None, clip: str | None) -> None:
+    """Exactly one of --weights and --clip (the commands that run a model share this rule)."""
+    from infoclip.errors import InputError
+
+    if (weights is None) == (clip is None):
+        raise InputError(
+            "give either --weights FILE (segmentation weights) or --clip MODEL:TAG (training-free baseline, "
+            "e.g. --clip ViT-B-16:openai), not both and not neither"
+        )
+
+
+def load_segmenter(
+    weights: Path | None, clip: str | None, device: str, precision: str = "fp32", protocol: str = "sliding",
+    template: str | None = None,
+):  # noqa: ANN201 - Segmenter, imported lazily
+    """The ``Segmenter`` of --weights or --clip; for --clip, a note on stderr that it is the baseline."""
+    from infoclip.segmentation.segmenter import Segmenter
+
+    check_model_choice(weights, clip)
+    if clip is not None:
+        segmenter = Segmenter.from_clip(clip, device, precision, protocol, template)
+        err_console.print(
+            f"note: no segmentation weights given: this is the training-free dense-CLIP baseline of {clip}",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+        return segmenter
+    assert weights is not None
+    return Segmenter.from_pretrained(weights, device, precision, protocol, template)
 
 
 def _progress(total: int):  # noqa: ANN202

@@ -87,6 +87,7 @@ class LegendRow:
 class ClassRow:
     """A row of the class table: share of the pixels and mean probability over the pixels labelled with it."""
 
+    index: int
     name: str
     colour: str
     share: float
@@ -94,43 +95,30 @@ class ClassRow:
 
 
 @dataclass
-class PageAnswer:
-    """Everything the page shows for one request.
+class Display:
+    """What the page displays of one segmentation, small enough to keep per browser session.
 
     Attributes:
-        result: the ``SegmentationResult`` at the segmentation size (``result.labels`` (h, w) int64).
-        display_image: (h', w', 3) uint8 RGB, the segmented image scaled to the display size.
-        display_labels: (h', w') int64 labels at the display size (nearest neighbour).
+        image: (h, w, 3) uint8 RGB, the segmented image scaled to the display size.
+        labels: (h, w) int64 labels at the display size (nearest neighbour).
+        classes: the class names, in label order.
         legend: the classes present, largest share first.
         table: the same classes with their mean score, largest share first.
-        files: ``"labels"`` (label-map PNG), ``"overlay"`` (PNG with legend), ``"summary"`` (the JSON
-            ``infoclip segment`` writes) and, when asked, ``"probs"`` (``.npy``).
-        original_size: (height, width) of the image as uploaded; ``result.labels.shape`` is the segmented size.
+        colours: (T, 3) uint8 class colours (``palette(T)``).
         alpha: the overlay opacity asked for.
-        message: one line for the page: what was segmented, at which size, how, how long it took.
     """
 
-    result: SegmentationResult
-    display_image: np.ndarray
-    display_labels: np.ndarray
+    image: np.ndarray
+    labels: np.ndarray
+    classes: list[str]
     legend: list[LegendRow]
     table: list[ClassRow]
-    files: dict[str, Path]
-    original_size: tuple[int, int]
+    colours: np.ndarray
     alpha: float = 0.5
-    message: str = ""
-    colours: np.ndarray = field(default_factory=lambda: np.zeros((0, 3), np.uint8))
-
-    @property
-    def summary(self) -> dict[str, Any]:
-        """The JSON written to ``files["summary"]`` (``SegmentationResult.summary`` plus the file names)."""
-        import json
-
-        return json.loads(self.files["summary"].read_text("utf-8"))
 
     def annotations(self) -> list[tuple[np.ndarray, str]]:
-        """(mask, legend label) per present class, legend order: (h', w') float32 masks, ``alpha`` inside, 0 outside."""
-        return [((self.display_labels == row.index).astype(np.float32) * self.alpha, row.label) for row in self.legend]
+        """(mask, legend label) per present class, legend order: (h, w) float32 masks, ``alpha`` inside, 0 outside."""
+        return [((self.labels == row.index).astype(np.float32) * self.alpha, row.label) for row in self.legend]
 
     def legend_row(self, which: int | str) -> LegendRow:
         """The legend row by position, legend label, display name or class name.
@@ -143,29 +131,65 @@ class PageAnswer:
                 return self.legend[which]
         else:
             for row in self.legend:
-                if which in (row.label, row.name, self.result.classes[row.index]):
+                if which in (row.label, row.name, self.classes[row.index]):
                     return row
         present = ", ".join(row.name for row in self.legend)
         raise InputError(f"class {which!r} is not in this segmentation; present: {present}")
 
     def highlight(self, which: int | str) -> tuple[np.ndarray, str]:
-        """The display image with one class in its colour and the rest dimmed, and a line describing it.
+        """The image with one class in its colour, outlined, and the rest dimmed; and a line describing it.
 
         Returns:
-            ((h', w', 3) uint8 RGB, ``"cat: 42.0% of the image, mean score 0.812"``).
+            ((h, w, 3) uint8 RGB, ``"cat: 42.0% of the image, mean score 0.812"``).
         """
         row = self.legend_row(which)
-        inside = self.display_labels == row.index
-        image = self.display_image.astype(np.float32)
+        inside = self.labels == row.index
+        image = self.image.astype(np.float32)
         gray = image.mean(axis=2, keepdims=True)
-        out = np.where(inside[..., None], (1 - self.alpha) * image + self.alpha * self.colours[row.index], 0.35 * gray + 90)
+        mixed = (1 - self.alpha) * image + self.alpha * self.colours[row.index].astype(np.float32)
+        out = np.where(inside[..., None], mixed, 0.35 * gray + 90)
         edge = np.zeros_like(inside)
         edge[:, 1:] |= inside[:, 1:] != inside[:, :-1]
         edge[1:, :] |= inside[1:, :] != inside[:-1, :]
         out[edge] = 0
-        score = next(r.mean_score for r in self.table if r.name == row.name)
+        score = next(r.mean_score for r in self.table if r.index == row.index)
         line = f"{row.name}: {100 * row.share:.1f}% of the image, mean score {score:.3f}"
         return np.clip(np.rint(out), 0, 255).astype(np.uint8), line
+
+
+@dataclass
+class PageAnswer:
+    """Everything the page shows for one request.
+
+    Attributes:
+        result: the ``SegmentationResult`` at the segmentation size (``result.labels`` (h, w) int64).
+        display: what is displayed (scaled to the display size), legend and class table included.
+        files: ``"labels"`` (label-map PNG), ``"overlay"`` (PNG with legend), ``"summary"`` (the JSON
+            ``infoclip segment`` writes) and, when asked, ``"probs"`` (``.npy``).
+        original_size: (height, width) of the image as uploaded; ``result.labels.shape`` is the segmented size.
+        message: one line for the page: what was segmented, at which size, how, how long it took.
+    """
+
+    result: SegmentationResult
+    display: Display
+    files: dict[str, Path]
+    original_size: tuple[int, int]
+    message: str = ""
+
+    @property
+    def legend(self) -> list[LegendRow]:
+        return self.display.legend
+
+    @property
+    def table(self) -> list[ClassRow]:
+        return self.display.table
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        """The JSON written to ``files["summary"]`` (``SegmentationResult.summary`` plus the file names)."""
+        import json
+
+        return json.loads(self.files["summary"].read_text("utf-8"))
 
 
 def vocabulary_choices() -> list[str]:
@@ -319,8 +343,11 @@ class DemoPage:
         names = page_classes(classes, vocabulary)
         segmenter = self._checked(options)
         report(0.05, "reading the image")
-        array = load_image(image)
         shown_name = Path(image).name if isinstance(image, (str, Path)) else image_name(image)
+        try:
+            array = load_image(image)
+        except InputError as exc:  # name the upload as the user knows it, not by the server's copy
+            raise InputError(str(exc).replace(str(image), shown_name)) from exc
         stem = image_name(image)
         original = (int(array.shape[0]), int(array.shape[1]))
         array = fit_pixels(array, self.max_pixels)
@@ -337,18 +364,8 @@ class DemoPage:
         legend, table = self._rows(result, colours)
         display_image, display_labels = fit_side(result.image, result.labels, self.display_max_side)
         report(1.0, "done")
-        return PageAnswer(
-            result=result,
-            display_image=display_image,
-            display_labels=display_labels,
-            legend=legend,
-            table=table,
-            files=files,
-            original_size=original,
-            alpha=options.alpha,
-            message=self._message(result, original, shown_name),
-            colours=colours,
-        )
+        display = Display(display_image, display_labels, list(names), legend, table, colours, float(options.alpha))
+        return PageAnswer(result, display, files, original, self._message(result, original, shown_name))
 
     def close(self) -> None:
         """Remove the request folders (and the work folder when the page made it)."""
@@ -405,7 +422,7 @@ class DemoPage:
             colour = _hex(colours[index])
             score = float(result.probs[index][result.labels == index].mean())
             legend.append(LegendRow(index, name, label, colour, float(shares[index])))
-            table.append(ClassRow(name, colour, float(shares[index]), score))
+            table.append(ClassRow(index, name, colour, float(shares[index]), score))
         return legend, table
 
     def _message(self, result: SegmentationResult, original: tuple[int, int], shown_name: str) -> str:
