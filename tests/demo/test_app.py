@@ -102,3 +102,17 @@ def test_the_page_serves_no_telemetry_and_documents_its_endpoints(server):
     assert set(info["named_endpoints"]) == {"/segment", "/highlight"}
     names = [p["parameter_name"] for p in info["named_endpoints"]["/segment"]["parameters"]]
     assert names == ["image", "classes", "vocabulary", "protocol", "precision", "template", "opacity", "save_probs"]
+
+
+def test_a_busy_port_is_one_line(page):
+    import socket
+
+    from infoclip.demo.app import build_app, launch
+    from infoclip.errors import InputError
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(InputError, match=f"cannot serve the demo on 127.0.0.1:{port}"):
+            launch(build_app(page), host="127.0.0.1", port=port, block=False, quiet=True)

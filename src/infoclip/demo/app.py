@@ -67,6 +67,8 @@ class UploadedImage(gr.Image):
     with a generic error; the page's own reader names the problem in one line instead.
     """
 
+    is_template = True  # gradio: a variant of gr.Image, drawn by gr.Image's frontend
+
     def preprocess(self, payload: Any) -> Any:
         if payload is not None and payload.path and not (payload.url or "").startswith("data:"):
             return str(payload.path)
