@@ -46,7 +46,7 @@ except ImportError as exc:  # the extra is not installed
     raise MissingDependencyError('the demo page needs gradio, an optional extra: pip install "infoclip[demo]"') from exc
 
 from infoclip.demo import example_images
-from infoclip.demo.page import DISPLAY_MAX_SIDE, DemoPage, PageAnswer, PageOptions, vocabulary_choices
+from infoclip.demo.page import DemoPage, PageAnswer, PageOptions, vocabulary_choices
 from infoclip.errors import InfoclipError, InputError
 
 log = logging.getLogger(__name__)
@@ -209,8 +209,6 @@ def launch(app: gr.Blocks, host: str = "127.0.0.1", port: int | None = None, blo
     Raises:
         InputError: the address cannot be served (port in use, unknown host).
     """
-    from infoclip.demo import example_images
-
     folders = sorted({str(Path(path).parent) for path, _ in example_images()})
     try:
         app.launch(
@@ -237,4 +235,4 @@ def launch(app: gr.Blocks, host: str = "127.0.0.1", port: int | None = None, blo
     return str(app.local_url or f"http://{host}:{port}/")
 
 
-__all__ = ["DISPLAY_MAX_SIDE", "MAX_QUEUE", "UploadedImage", "build_app", "launch"]
+__all__ = ["MAX_QUEUE", "UploadedImage", "build_app", "launch"]
