@@ -60,19 +60,19 @@ THEME_FONTS = dict(font=["ui-sans-serif", "system-ui", "sans-serif"], font_mono=
 TABLE_HEADERS = ["class", "colour", "share (%)", "mean score"]
 
 
-class UploadedImage(gr.Image):
-    """``gr.Image`` that hands the uploaded file to the page unopened.
+def uploaded_path(payload: Any) -> str | None:
+    """The server-side path of an image input received unprocessed (``preprocess=False``).
 
-    ``gr.Image`` opens uploads with PIL before the event function runs, so a non-image would fail inside gradio
-    with a generic error; the page's own reader names the problem in one line instead.
+    ``gr.Image`` would open the upload with PIL before the event function runs, so a non-image would fail inside
+    gradio with a generic error; the segment event skips that step (gradio still checks that the file is an
+    upload of this server) and the page's own reader names the problem in one line.
     """
-
-    is_template = True  # gradio: a variant of gr.Image, drawn by gr.Image's frontend
-
-    def preprocess(self, payload: Any) -> Any:
-        if payload is not None and payload.path and not (payload.url or "").startswith("data:"):
-            return str(payload.path)
-        return super().preprocess(payload)
+    if payload is None or isinstance(payload, str):
+        return payload
+    path = payload.get("path") if isinstance(payload, dict) else None
+    if not path:
+        raise gr.Error("the image arrived without a file: upload it as a file")
+    return str(path)
 
 
 def _page_error(exc: BaseException) -> gr.Error:
@@ -110,7 +110,7 @@ def build_app(page: DemoPage, title: str = "infoclip demo") -> gr.Blocks:
         answer_state = gr.State(None, time_to_live=3600)
         with gr.Row():
             with gr.Column(scale=1):
-                image = UploadedImage(label="Image", type="filepath", sources=["upload", "clipboard"], height=360)
+                image = gr.Image(label="Image", type="filepath", sources=["upload", "clipboard"], height=360)
                 classes = gr.Textbox(label="Classes", lines=3, placeholder="cat, sofa, floor")
                 vocabulary = gr.Dropdown(
                     vocabulary_choices(), value="none", label="Vocabulary (instead of the classes box)"
@@ -147,8 +147,9 @@ def build_app(page: DemoPage, title: str = "infoclip demo") -> gr.Blocks:
 
         def segment(image, classes, vocabulary, protocol, precision, template, opacity, save_probs, progress=gr.Progress()):  # noqa: ANN001, ANN202, E501
             options = PageOptions(protocol, precision, template or "", float(opacity), bool(save_probs))
+            path = uploaded_path(image)
             answer = _answer_or_error(
-                lambda: page.run(image, classes, vocabulary, options, lambda f, what: progress(f, desc=what))
+                lambda: page.run(path, classes, vocabulary, options, lambda f, what: progress(f, desc=what))
             )
             display = answer.display
             labels = [row.label for row in display.legend]
@@ -189,6 +190,7 @@ def build_app(page: DemoPage, title: str = "infoclip demo") -> gr.Blocks:
             inputs=[image, classes, vocabulary, protocol, precision, template, opacity, save_probs],
             outputs=[status, segmentation, table, label_map, summary, overlay, probs, choice, highlight, line, answer_state],
             api_name="segment",
+            preprocess=False,  # the image reaches the page unopened: see uploaded_path
             concurrency_limit=1,
             concurrency_id="model",
         )
@@ -235,4 +237,4 @@ def launch(app: gr.Blocks, host: str = "127.0.0.1", port: int | None = None, blo
     return str(app.local_url or f"http://{host}:{port}/")
 
 
-__all__ = ["MAX_QUEUE", "UploadedImage", "build_app", "launch"]
+__all__ = ["MAX_QUEUE", "build_app", "launch", "uploaded_path"]
