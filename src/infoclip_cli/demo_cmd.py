@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -15,7 +14,12 @@ LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
 def demo(
     weights: Annotated[
-        Path | None, typer.Option("--weights", "-w", help="Segmentation weights (.safetensors from `infoclip export` or `infoclip convert`).")
+        str | None,
+        typer.Option(
+            "--weights", "-w",
+            help="Segmentation weights: a name (`infoclip weights list`; downloaded once), hf:ORG/REPO/FILE[@REV], "
+            "an infoclip .safetensors file or an official checkpoint (converted once). Default: catseg-b16.",
+        ),
     ] = None,
     clip: Annotated[
         str | None,
@@ -43,15 +47,18 @@ def demo(
 
     Examples:
 
-      infoclip demo --weights catseg_b16.safetensors
+      infoclip demo                       (the default model, catseg-b16)
+
+      infoclip demo --weights catseg-l14 --device cuda
 
       infoclip demo --clip ViT-B-16:openai --port 8080
     """
     from infoclip.errors import MissingDependencyError
 
-    from infoclip_cli.segment_cmd import check_model_choice, load_segmenter
+    from infoclip_cli.segment_cmd import check_device_name, check_model_choice, load_segmenter
 
     check_model_choice(weights, clip)
+    check_device_name(device)
     if importlib.util.find_spec("gradio") is None:  # before the (slow) model load
         raise MissingDependencyError('infoclip demo needs gradio, an optional extra: pip install "infoclip[demo]"')
     if host not in LOOPBACK_HOSTS:

@@ -16,10 +16,14 @@ def test_without_gradio_one_line_says_how_to_install_the_extra(run_cli, tiny_wei
     assert code == 1 and err.splitlines()[0] == 'error: infoclip demo needs gradio, an optional extra: pip install "infoclip[demo]"'
 
 
-def test_weights_or_clip_exactly_once(run_cli, tiny_weights):
-    for args in ((), ("--weights", tiny_weights, "--clip", "ViT-B-16:none")):
+def test_model_options_are_checked_before_anything_loads(run_cli, tiny_weights):
+    for args, message in (
+        (("--weights", tiny_weights, "--clip", "ViT-B-16:none"), "give either --weights"),
+        (("--clip", "ViT-B-16"), "--clip expects MODEL:TAG"),
+        (("--clip", "ViT-B-16:none", "--device", "gpu0"), "unknown device 'gpu0'"),
+    ):
         code, _, err = run_cli("demo", *args)
-        assert code == 1 and "give either --weights FILE" in err
+        assert code == 1 and message in err.splitlines()[0]
 
 
 @needs_gradio

@@ -13,7 +13,7 @@ API. Every action is an endpoint that ``gradio_client`` can call (the page's "Us
         handle_file("photo.jpg"),      # image
         "cat, sofa, floor",            # classes: commas and/or new lines ("" when a vocabulary is chosen)
         "none",                        # vocabulary: "none" or ade150, ade847, coco, pc59, pc459, voc20, voc20b
-        "sliding",                     # protocol: sliding | whole
+        "sliding",                     # protocol: one of the model's (CAT-Seg: sliding | whole)
         "fp32",                        # precision: fp32 | bf16 | fp16 (GPU)
         "",                            # prompt template with {} ("" = the model's own)
         0.5,                           # overlay opacity
@@ -116,9 +116,10 @@ def build_app(page: DemoPage, title: str = "infoclip demo") -> gr.Blocks:
                     vocabulary_choices(), value="none", label="Vocabulary (instead of the classes box)"
                 )
                 with gr.Accordion("Advanced", open=False):
+                    protocols = page.protocols()
                     protocol = gr.Radio(
-                        ["sliding", "whole"], value=defaults.protocol, label="Protocol",
-                        info="sliding: the published protocol (4 crops + a global view); whole: one view, about 5x faster",
+                        [name for name, _ in protocols], value=defaults.protocol, label="Protocol",
+                        info="; ".join(f"{name}: {what}" for name, what in protocols),
                     )
                     precision = gr.Radio(page.precisions(), value=defaults.precision, label="Precision")
                     template = gr.Textbox(

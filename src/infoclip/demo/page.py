@@ -38,7 +38,7 @@ from infoclip.errors import InputError
 from infoclip.segmentation.classes import display_name, load_vocabulary, shipped_vocabularies, validate_class_names
 from infoclip.segmentation.images import image_name, load_image
 from infoclip.segmentation.overlay import palette
-from infoclip.segmentation.segmenter import PROTOCOLS, Segmenter, SegmentationResult, check_precision
+from infoclip.segmentation.segmenter import Segmenter, SegmentationResult, check_precision
 
 #: images with more pixels are scaled down (aspect kept) before segmentation: 1024 x 1024
 MAX_SEGMENT_PIXELS = 1 << 20
@@ -58,7 +58,8 @@ class PageOptions:
     """The "Advanced" settings of one request (the options ``infoclip segment`` offers per run).
 
     Attributes:
-        protocol: ``"sliding"`` (the published protocol) or ``"whole"`` (one view, about 5x faster).
+        protocol: one of the model's protocols (CAT-Seg: ``"sliding"``, the published one, or ``"whole"``, one
+            view, about 5x faster).
         precision: ``"fp32"``, ``"bf16"`` (autocast) or ``"fp16"`` (GPU only).
         template: prompt template with ``{}`` once; ``""`` keeps the model's own.
         alpha: opacity of the class colours, in [0, 1].
@@ -298,6 +299,10 @@ class DemoPage:
     def default_options(self) -> PageOptions:
         return PageOptions(protocol=self.segmenter.protocol, precision=self.segmenter.precision)
 
+    def protocols(self) -> list[tuple[str, str]]:
+        """(name, description) of the model's protocols, the default (published) one first."""
+        return [(p.name, p.description) for p in self.segmenter.model.protocols]
+
     def precisions(self) -> list[str]:
         """The precisions this page's device can run (fp16 only on a GPU)."""
         names = ["fp32", "bf16", "fp16"]
@@ -378,8 +383,7 @@ class DemoPage:
     # ----------------------------------------------------------------------------------------------------------
 
     def _checked(self, options: PageOptions) -> Segmenter:
-        if options.protocol not in PROTOCOLS:
-            raise InputError(f"unknown protocol {options.protocol!r}; choose one of {', '.join(PROTOCOLS)}")
+        self.segmenter.model.check_protocol(options.protocol)
         if not 0.0 <= float(options.alpha) <= 1.0:
             raise InputError(f"overlay opacity must be in [0, 1], got {options.alpha}")
         template = options.template.strip()

@@ -17,18 +17,8 @@ from infoclip.errors import CheckpointError, InputError
 from infoclip.training.checkpoint import read_checkpoint, resolve_checkpoint
 
 
-def clip_tag(model_config: dict[str, Any]) -> str:
-    """``"<architecture>:<pretrained>"`` from a model config's ``clip`` section (``""`` if it has none); used
-    when the model does not state its own ``clip_tag``."""
-    clip = model_config.get("clip")
-    if not isinstance(clip, dict) or "name" not in clip:
-        return ""
-    pretrained = clip.get("pretrained")
-    return f"{clip['name']}:{pretrained if pretrained else 'random'}"
-
-
 def export_checkpoint(
-    source: str | os.PathLike[str], output: str | os.PathLike[str], force: bool = False
+    source: str | os.PathLike[str], output: str | os.PathLike[str], force: bool = False, card: bool = True
 ) -> tuple[Path, dict[str, Any]]:
     """Write the inference weights of a run's last checkpoint (or of one checkpoint file) to ``output``.
 
@@ -36,6 +26,7 @@ def export_checkpoint(
         source: a run folder (its ``last_checkpoint``) or a ``checkpoints/*.pt`` file.
         output: the ``.safetensors`` file to write (atomically).
         force: overwrite ``output`` if it exists.
+        card: also write the model card (``README.md`` beside ``output``, see ``infoclip.training.model_card``).
 
     Returns:
         ``(output path, summary)`` with the adapter, iteration, tensor count and class count.
@@ -68,13 +59,13 @@ def export_checkpoint(
     meta = WeightsMeta(
         adapter=adapter.name,
         config=model.model_config(),
-        clip_tag=getattr(model, "clip_tag", None) or clip_tag(model_config),
+        clip_tag=model.clip_tag,
         classes=classes,
         source=f"infoclip export {run.name}@{iteration}",
     )
     weights = model.inference_state_dict()
     save_weights(output, weights, meta)
-    return output, {
+    summary: dict[str, Any] = {
         "adapter": adapter.name,
         "checkpoint": str(path),
         "iteration": iteration,
@@ -83,3 +74,8 @@ def export_checkpoint(
         "classes": len(classes),
         "clip_tag": meta.clip_tag,
     }
+    if card:
+        from infoclip.training.model_card import write_model_card
+
+        summary["card"] = str(write_model_card(output, run, config, meta.clip_tag, summary))
+    return output, summary
