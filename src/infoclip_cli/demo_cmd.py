@@ -8,26 +8,14 @@ from typing import Annotated
 import typer
 
 from infoclip_cli.app import err_console
+from infoclip_cli.segment_cmd import ClipOption, WeightsOption
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
 def demo(
-    weights: Annotated[
-        str | None,
-        typer.Option(
-            "--weights", "-w",
-            help="Segmentation weights: a name (`infoclip weights list`; downloaded once), hf:ORG/REPO/FILE[@REV], "
-            "an infoclip .safetensors file or an official checkpoint (converted once). Default: catseg-b16.",
-        ),
-    ] = None,
-    clip: Annotated[
-        str | None,
-        typer.Option(
-            help="No weights: serve the training-free dense-CLIP baseline of this CLIP, MODEL:TAG (e.g. ViT-B-16:openai), "
-            "MODEL:/path/to/clip_weights or MODEL:none (random, for testing).",
-        ),
-    ] = None,
+    weights: WeightsOption = None,
+    clip: ClipOption = None,
     host: Annotated[
         str, typer.Option(help="Address to serve on. The default serves this machine only; another address prints a warning.")
     ] = "127.0.0.1",

@@ -22,6 +22,24 @@ _GLOB_CHARS = set("*?[")
 _TABLE_ROWS = 10
 
 
+#: --weights and --clip, as every command that runs a segmentation model takes them
+WeightsOption = Annotated[
+    str | None,
+    typer.Option(
+        "--weights", "-w",
+        help="Segmentation weights: a name (`infoclip weights list`; downloaded once), hf:ORG/REPO/FILE[@REV], "
+        "an infoclip .safetensors file or an official checkpoint (converted once). Default: catseg-b16.",
+    ),
+]
+ClipOption = Annotated[
+    str | None,
+    typer.Option(
+        help="No weights: run the training-free dense-CLIP baseline of this CLIP, MODEL:TAG (e.g. ViT-B-16:openai), "
+        "MODEL:/path/to/clip_weights or MODEL:none (random, for testing).",
+    ),
+]
+
+
 class Precision(str, Enum):
     fp32 = "fp32"
     bf16 = "bf16"
@@ -187,21 +205,8 @@ def segment(
     vocab: Annotated[
         str | None, typer.Option(help="A shipped vocabulary instead of --classes: ade150, ade847, coco, pc59, pc459, voc20, voc20b.")
     ] = None,
-    weights: Annotated[
-        str | None,
-        typer.Option(
-            "--weights", "-w",
-            help="Segmentation weights: a name (`infoclip weights list`; downloaded once), hf:ORG/REPO/FILE[@REV], "
-            "an infoclip .safetensors file or an official checkpoint (converted once). Default: catseg-b16.",
-        ),
-    ] = None,
-    clip: Annotated[
-        str | None,
-        typer.Option(
-            help="No weights: run the training-free dense-CLIP baseline of this CLIP, MODEL:TAG (e.g. ViT-B-16:openai), "
-            "MODEL:/path/to/clip_weights or MODEL:none (random, for testing).",
-        ),
-    ] = None,
+    weights: WeightsOption = None,
+    clip: ClipOption = None,
     output_dir: Annotated[Path, typer.Option("--output-dir", "-o", help="Folder for the outputs.")] = Path("segment_output"),
     device: Annotated[str, typer.Option(help="auto (CUDA when available), cpu, cuda, cuda:N or mps.")] = "auto",
     precision: Annotated[

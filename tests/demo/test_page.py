@@ -80,6 +80,14 @@ def test_answer_matches_segmenter_and_writes_what_segment_writes(page, tiny_weig
     assert "photo.png: 64x48, 3 classes, whole protocol, fp32" in answer.message
 
 
+def test_progress_is_reported_in_order(page, photo):
+    steps = []
+    page.run(str(photo), "cat, sofa", "none", PageOptions(protocol="whole"), progress=lambda f, what: steps.append((f, what)))
+    fractions = [f for f, _ in steps]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0 and len(steps) >= 3
+    assert any("segmenting 2 classes" in what for _, what in steps)
+
+
 def test_text_embeddings_are_reused_while_the_class_list_stays(page, photo, monkeypatch):
     import infoclip.adapters.catseg.model as catseg_model
 
