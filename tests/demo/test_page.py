@@ -145,6 +145,12 @@ def test_huge_image_is_segmented_at_the_documented_size_and_displayed_smaller(pa
     assert "scaled down from 2400x1800" in answer.message
 
 
+def test_images_over_the_pixel_limit_are_refused_before_decoding(page, photo, monkeypatch):
+    monkeypatch.setenv("INFOCLIP_MAX_PIXELS", "1000")  # the library's limit (default 64 megapixels)
+    with pytest.raises(InputError, match=r"^photo\.png: .*INFOCLIP_MAX_PIXELS"):
+        page.run(str(photo), "cat", "none")
+
+
 def test_fit_helpers_keep_aspect_and_labels():
     image = gradient_rgb(30, 40)
     assert fit_pixels(image, 10_000) is image
