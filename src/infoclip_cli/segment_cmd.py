@@ -29,6 +29,24 @@ _GLOB_CHARS = set("*?[")
 _TABLE_ROWS = 10
 
 
+#: --weights and --clip, as every command that runs a segmentation model takes them
+WeightsOption = Annotated[
+    str | None,
+    typer.Option(
+        "--weights", "-w",
+        help="Segmentation weights: a name (`infoclip weights list`; downloaded once), hf:ORG/REPO/FILE[@REV], "
+        "an infoclip .safetensors file or an official checkpoint (converted once). Default: catseg-b16.",
+    ),
+]
+ClipOption = Annotated[
+    str | None,
+    typer.Option(
+        help="No weights: run the training-free dense-CLIP baseline of this CLIP, MODEL:TAG (e.g. ViT-B-16:openai), "
+        "MODEL:/path/to/clip_weights or MODEL:none (random, for testing).",
+    ),
+]
+
+
 class Precision(str, Enum):
     fp32 = "fp32"
     bf16 = "bf16"
@@ -194,21 +212,8 @@ def segment(
     vocab: Annotated[
         str | None, typer.Option(help="A shipped vocabulary instead of --classes: ade150, ade847, coco, pc59, pc459, voc20, voc20b.")
     ] = None,
-    weights: Annotated[
-        str | None,
-        typer.Option(
-            "--weights", "-w",
-            help="Segmentation weights: a name (`infoclip weights list`; downloaded once), hf:ORG/REPO/FILE[@REV], "
-            "an infoclip .safetensors file or an official checkpoint (converted once). Default: catseg-b16.",
-        ),
-    ] = None,
-    clip: Annotated[
-        str | None,
-        typer.Option(
-            help="No weights: run the training-free dense-CLIP baseline of this CLIP, MODEL:TAG (e.g. ViT-B-16:openai), "
-            "MODEL:/path/to/clip_weights or MODEL:none (random, for testing).",
-        ),
-    ] = None,
+    weights: WeightsOption = None,
+    clip: ClipOption = None,
     output_dir: Annotated[Path, typer.Option("--output-dir", "-o", help="Folder for the outputs.")] = Path("segment_output"),
     device: Annotated[str, typer.Option(help="auto (CUDA when available), cpu, cuda, cuda:N or mps.")] = "auto",
     precision: Annotated[
@@ -251,16 +256,7 @@ def segment(
 
     set_pixel_limit(max_pixels)
     class_names = resolve_classes(classes, vocab)
-    if weights is not None and clip is not None:
-        raise InputError(
-            "give either --weights (segmentation weights: a name, hf:ORG/REPO/FILE or a file) or --clip MODEL:TAG "
-            "(training-free baseline), not both"
-        )
-    if clip is not None and not all(part.strip() for part in clip.partition(":")):
-        raise InputError(
-            f"--clip expects MODEL:TAG such as ViT-B-16:openai (or MODEL:/path/to/weights, or MODEL:none for "
-            f"random weights), got {clip!r}"
-        )
+    check_model_choice(weights, clip)
     if template is not None and template.count("{}") != 1:
         raise InputError(f"--template must contain {{}} exactly once, e.g. 'a photo of a {{}}.', got {template!r}")
     check_device_name(device)
@@ -271,7 +267,7 @@ def segment(
         raise InputError("no image to segment: " + "; ".join(problems))
 
     from infoclip.segmentation.overlay import palette
-    from infoclip.segmentation.segmenter import Segmenter, check_output_dir, check_precision, resolve_device
+    from infoclip.segmentation.segmenter import check_output_dir, check_precision, resolve_device
 
     check_precision(precision.value, resolve_device(device))
     if weights is None and clip is None:
@@ -286,24 +282,11 @@ def segment(
                 raise InputError(f"{folder / (stem + suffix)} would overwrite an input image; choose another --output-dir")
 
     try:
-        if clip is not None:
-            segmenter = Segmenter.from_clip(clip, device, precision.value, protocol.value, template)
-        else:
-            assert weights is not None
-            segmenter = Segmenter.from_pretrained(
-                weights, device, precision.value, protocol.value, template, notify=note
-            )
+        segmenter = load_segmenter(weights, clip, device, precision.value, protocol.value, template)
     except BaseException:
         if created and not any(folder.iterdir()):
             folder.rmdir()  # leave no trace of a run that never started
         raise
-    if clip is not None:
-        err_console.print(
-            f"note: no segmentation weights given: this is the training-free dense-CLIP baseline of {clip}",
-            markup=False,
-            highlight=False,
-            soft_wrap=True,
-        )
 
     settings = {"classes": class_names, "weights": segmenter.source, "protocol": protocol.value, "template": segmenter.template}
     writes = {kind for kind, on in (("overlay", overlay), ("probs", save_probs)) if on}
@@ -353,6 +336,38 @@ def _announce_probs(console: Any, size: int, path: Path) -> None:
     if size >= LARGE_PROBS_BYTES:
         console.print(f"note: writing {size / 1e6:.0f} MB of per-class scores to {path}", markup=False,
                       highlight=False, soft_wrap=True)  # fmt: skip
+
+
+def check_model_choice(weights: str | None, clip: str | None) -> None:
+    """--weights or --clip, not both; --clip as MODEL:TAG (the commands that run a model share these rules)."""
+    from infoclip.errors import InputError
+
+    if weights is not None and clip is not None:
+        raise InputError(
+            "give either --weights (segmentation weights: a name, hf:ORG/REPO/FILE or a file) or --clip MODEL:TAG "
+            "(training-free baseline), not both"
+        )
+    if clip is not None and not all(part.strip() for part in clip.partition(":")):
+        raise InputError(
+            f"--clip expects MODEL:TAG such as ViT-B-16:openai (or MODEL:/path/to/weights, or MODEL:none for "
+            f"random weights), got {clip!r}"
+        )
+
+
+def load_segmenter(
+    weights: str | None, clip: str | None, device: str, precision: str = "fp32", protocol: str = "sliding",
+    template: str | None = None,
+):  # noqa: ANN201 - a Segmenter (imported lazily)
+    """The ``Segmenter`` of --clip, or of --weights (default: the announced default model), with its notes."""
+    from infoclip.segmentation.segmenter import Segmenter
+
+    if clip is not None:
+        segmenter = Segmenter.from_clip(clip, device, precision, protocol, template)
+        note(f"no segmentation weights given: this is the training-free dense-CLIP baseline of {clip}")
+        return segmenter
+    if weights is None:
+        weights = announce_default_weights()
+    return Segmenter.from_pretrained(weights, device, precision, protocol, template, notify=note)
 
 
 _DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
