@@ -47,5 +47,7 @@ class DiskFullError(InfoclipError, OSError):
 
 class RunFolderBusyError(InputError):
     """A run folder is held by another training process (its lock is taken)."""
+
+
 class MissingDependencyError(InfoclipError, ImportError):
     """An optional dependency (a pip extra such as ``infoclip[demo]``) is not installed; the message says how."""
