@@ -29,6 +29,7 @@ PROJECT = "infoclip"
 ENTRY_POINT_GROUP = "infoclip"
 DEFAULT_PLUGINS: tuple[str, ...] = (
     "infoclip.adapters.catseg",
+    "infoclip.adapters.san",
     "infoclip.data.builtin",
 )
 
