@@ -177,9 +177,9 @@ def convert_official_state(
 
     if config is None:
         preset = detect_preset(state)
-        config, arch = preset_model_config(preset), OFFICIAL_PRESETS[preset]
+        config, arch = preset_model_config(preset), f"a {OFFICIAL_PRESETS[preset]} SAN checkpoint"
     else:
-        config, arch = resolve_model_config(config), "SAN model of the given config"
+        config, arch = resolve_model_config(config), "a SAN checkpoint of the given config"
         preset = _register_config(config)
     layers = config["clip"]["feature_layers"]
     official = official_layout(preset)
@@ -192,7 +192,7 @@ def convert_official_state(
     not_float = [k for k in official if k in state and not state[k].is_floating_point()]
     problems = [f"{label}: {_name_some(keys)}" for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong), ("not floating point", not_float)) if keys]
     if problems:
-        raise CheckpointError(f"{source} looks like a {arch} SAN checkpoint but does not fit it: {'; '.join(problems)}")
+        raise CheckpointError(f"{source} looks like {arch} but does not fit it: {'; '.join(problems)}")
     converted: dict[str, torch.Tensor] = {}
     for key, shape, dtype in _layout(preset):
         name = official_key(key, layers)
