@@ -1,4 +1,4 @@
-"""Datasets: the seven OVSS benchmark layouts, custom datasets, and their class vocabularies.
+"""Datasets: the seven OVSS benchmark layouts, custom datasets, COCO panoptic, and their class vocabularies.
 
     >>> from infoclip.data import get_dataset                      # doctest: +SKIP
     >>> ds = get_dataset("ade150")          # $INFOCLIP_DATASETS/ADEChallengeData2016/...
@@ -13,6 +13,7 @@ IGNORE_INDEX = -1
 
 from infoclip.data.custom import custom_spec, load_custom_spec  # noqa: E402
 from infoclip.data.dataset import Sample, SegmentationDataset  # noqa: E402
+from infoclip.data.panoptic import PanopticDataset, PanopticSample, coco_panoptic_spec  # noqa: E402
 from infoclip.data.registry import (  # noqa: E402
     DatasetSpec,
     SplitLayout,
@@ -26,9 +27,12 @@ from infoclip.data.vocab import load_vocabulary, read_class_file  # noqa: E402
 __all__ = [
     "IGNORE_INDEX",
     "DatasetSpec",
+    "PanopticDataset",
+    "PanopticSample",
     "Sample",
     "SegmentationDataset",
     "SplitLayout",
+    "coco_panoptic_spec",
     "custom_spec",
     "datasets_root",
     "get_dataset",

@@ -142,3 +142,90 @@ def write_custom_dataset(
         description["seen_classes"] = list(seen_classes)
     (folder / "dataset.yaml").write_text(yaml.safe_dump(description, sort_keys=False), encoding="utf-8")
     return folder
+
+
+def write_coco_panoptic(
+    root: str | os.PathLike[str],
+    splits: Sequence[str] = ("train", "val"),
+    num_images: int = 3,
+    base_size: tuple[int, int] = (40, 56),
+    seed: int = 0,
+) -> dict[str, int]:
+    """Write a small COCO panoptic 2017 tree under ``root`` in the real format (detectron2's layout).
+
+    Per image: a stuff background, 2-4 thing instances (two of one category, so instances differ only by id),
+    one crowd segment, and an unlabelled (id 0) corner; segment ids are large random numbers, so all three PNG
+    channels carry bits. Returns ``split -> images written``.
+    """
+    import json
+
+    from infoclip.data.panoptic import coco_panoptic_categories, coco_panoptic_spec, id_to_rgb
+
+    root = Path(root)
+    rng = np.random.default_rng(seed)
+    categories = coco_panoptic_categories()
+    things = [c for c in categories if c.isthing]
+    stuff = [c for c in categories if not c.isthing]
+    spec = coco_panoptic_spec(root)
+    written: dict[str, int] = {}
+    for split in splits:
+        layout = spec.split(split)
+        annotations, images = [], []
+        for i in range(num_images):
+            h, w = base_size[0] + 8 * i, base_size[1] + 8 * i
+            image_id = 1000 * (1 + list(splits).index(split)) + i
+            ids = np.zeros((h, w), dtype=np.int64)
+            used: set[int] = set()
+
+            def new_id() -> int:
+                while True:
+                    value = int(rng.integers(1, 256**3))
+                    if value not in used:
+                        used.add(value)
+                        return value
+
+            background = stuff[int(rng.integers(len(stuff)))]
+            segments = [(new_id(), background.id, 0)]
+            ids[:, :] = segments[0][0]
+            twin = things[int(rng.integers(len(things)))]
+            chosen = [twin, twin] + [things[int(rng.integers(len(things)))] for _ in range(int(rng.integers(0, 3)))]
+            for k, category in enumerate(chosen + [things[int(rng.integers(len(things)))]]):
+                y0, x0 = int(rng.integers(0, h - 8)), int(rng.integers(0, w - 8))
+                y1, x1 = y0 + int(rng.integers(4, 9)), x0 + int(rng.integers(4, 9))
+                segment = (new_id(), category.id, 1 if k == len(chosen) else 0)
+                ids[y0:y1, x0:x1] = segment[0]
+                segments.append(segment)
+            ids[-4:, -4:] = 0  # unlabelled corner
+            present = set(np.unique(ids).tolist())
+            segments = [s for s in segments if s[0] in present]
+            stem = f"{image_id:012d}"
+            png = root / layout.panoptic / f"{stem}.png"
+            png.parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(id_to_rgb(ids)).save(png)
+            label = np.zeros((h, w), dtype=np.int64)
+            for n, (sid, _, _) in enumerate(segments):
+                label[ids == sid] = n + 1
+            write_image(root / layout.images / f"{stem}.jpg", image_for_label(rng, label))
+            annotations.append(
+                {
+                    "image_id": image_id,
+                    "file_name": f"{stem}.png",
+                    "segments_info": [
+                        {"id": sid, "category_id": cid, "iscrowd": crowd, "area": int((ids == sid).sum()),
+                         "bbox": [0, 0, w, h]}
+                        for sid, cid, crowd in segments
+                    ],
+                }
+            )
+            images.append({"id": image_id, "file_name": f"{stem}.jpg", "height": h, "width": w})
+        payload = {
+            "info": {"description": "synthetic COCO panoptic (infoclip tests)"},
+            "images": images,
+            "annotations": annotations,
+            "categories": [{"id": c.id, "name": c.name, "isthing": int(c.isthing), "supercategory": ""} for c in categories],
+        }
+        json_path = root / layout.annotations
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(json.dumps(payload), encoding="utf-8")
+        written[split] = num_images
+    return written

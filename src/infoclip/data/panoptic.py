@@ -1,0 +1,286 @@
+"""COCO panoptic annotations (panoptic JSON + RGB-encoded segment PNGs), as FC-CLIP trains on them.
+
+Layout (detectron2's, relative to the datasets root)::
+
+    coco/{train2017,val2017}/*.jpg                         images
+    coco/annotations/panoptic_{train,val}2017.json         one entry per image: file_name, segments_info
+    coco/panoptic_{train,val}2017/*.png                    segment id per pixel: id = R + 256·G + 256²·B
+
+Every ``segments_info`` entry (``id``, ``category_id``, ``iscrowd``) names one segment of the PNG; id 0 (and any id
+the entry does not list) is unlabelled. Category ids (1..200, with gaps) become the 133 contiguous class ids of the
+shipped ``coco_panoptic`` vocabulary, in category-id order (detectron2's ``COCO_CATEGORIES``). Crowd segments are
+kept in the sample but give no training target (FC-CLIP's ``COCO panoptic new baseline`` mapper skips them), so
+their pixels belong to no target mask, like unlabelled pixels.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from infoclip.data import IGNORE_INDEX
+from infoclip.data.readers import SizeMismatchError, UnreadableFileError, read_image
+from infoclip.data.registry import datasets_root, root_description
+from infoclip.errors import DatasetError
+
+
+@dataclass(frozen=True)
+class PanopticCategory:
+    """One category of a panoptic vocabulary: its id in the JSON, whether it is a thing, and its name."""
+
+    id: int
+    isthing: bool
+    name: str
+
+
+@functools.lru_cache(maxsize=None)
+def coco_panoptic_categories() -> tuple[PanopticCategory, ...]:
+    """The 133 COCO panoptic categories (80 things, then 53 stuff), in category-id order = contiguous order."""
+    text = resources.files("infoclip.data").joinpath("vocab", "coco_panoptic_categories.tsv").read_text(encoding="utf-8")
+    categories = []
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            cid, isthing, name = line.split("\t")
+            categories.append(PanopticCategory(int(cid), isthing == "1", name))
+    return tuple(categories)
+
+
+def rgb_to_id(rgb: np.ndarray) -> np.ndarray:
+    """(H, W, 3) uint8 RGB panoptic PNG pixels -> (H, W) int64 segment ids, id = R + 256·G + 256²·B."""
+    if rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise ValueError(f"panoptic PNG pixels must be (H, W, 3); got {rgb.shape}")
+    rgb = rgb.astype(np.int64)
+    return rgb[..., 0] + 256 * rgb[..., 1] + 256 * 256 * rgb[..., 2]
+
+
+def id_to_rgb(ids: np.ndarray) -> np.ndarray:
+    """(H, W) segment ids (< 256³) -> (H, W, 3) uint8 RGB, the inverse of :func:`rgb_to_id`."""
+    ids = np.asarray(ids, dtype=np.int64)
+    if ids.size and (ids.min() < 0 or ids.max() >= 256**3):
+        raise ValueError("panoptic segment ids must lie in [0, 256^3)")
+    return np.stack([ids % 256, (ids // 256) % 256, ids // (256 * 256)], axis=-1).astype(np.uint8)
+
+
+def read_segment_ids(path: str | os.PathLike[str]) -> np.ndarray:
+    """(H, W) int64 segment ids of a panoptic PNG."""
+    path = Path(path)
+    try:
+        with Image.open(path) as im:
+            rgb = np.asarray(im.convert("RGB"))
+    except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as exc:
+        reason = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0]}" if str(exc).strip() else type(exc).__name__
+        raise UnreadableFileError(path, reason) from exc
+    return rgb_to_id(rgb)
+
+
+@dataclass(frozen=True)
+class PanopticSegment:
+    """One segment of an image: its id in the PNG, contiguous class id, crowd flag, thing flag."""
+
+    id: int
+    category: int
+    iscrowd: bool
+    isthing: bool
+
+
+@dataclass
+class PanopticSample:
+    """One image with its panoptic annotation.
+
+    Attributes:
+        image: (H, W, 3) uint8 RGB.
+        segment_ids: (H, W) int64 segment id per pixel (0 = unlabelled).
+        segments: the image's segments in JSON order (crowd ones included).
+        name: the file-name stem (``000000000139``).
+    """
+
+    image: np.ndarray
+    segment_ids: np.ndarray
+    segments: list[PanopticSegment]
+    name: str
+    image_id: int = 0
+    image_path: Path | None = None
+    panoptic_path: Path | None = None
+
+    def training_segments(self) -> list[PanopticSegment]:
+        """The segments that become targets: every non-crowd one, in JSON order."""
+        return [s for s in self.segments if not s.iscrowd]
+
+    def semantic_label(self) -> np.ndarray:
+        """(H, W) int64 class ids, -1 where unlabelled; crowd segments keep their class (detectron2's
+        ``prepare_coco_semantic_annos_from_panoptic_annos.py``)."""
+        return semantic_from_segments(self.segment_ids, self.segments)
+
+
+def semantic_from_segments(segment_ids: np.ndarray, segments: list[PanopticSegment]) -> np.ndarray:
+    """(H, W) int64 class map from a segment-id map and its segments; -1 for pixels of no listed segment."""
+    label = np.full(segment_ids.shape, IGNORE_INDEX, dtype=np.int64)
+    for segment in segments:
+        label[segment_ids == segment.id] = segment.category
+    return label
+
+
+@dataclass(frozen=True)
+class PanopticSplit:
+    """Where one split lives, relative to the dataset's base folder."""
+
+    images: str
+    annotations: str
+    panoptic: str
+
+
+@dataclass(frozen=True)
+class PanopticDatasetSpec:
+    """A panoptic dataset in the COCO format: splits and category table (contiguous id = table order)."""
+
+    name: str
+    title: str
+    categories: tuple[PanopticCategory, ...]
+    splits: dict[str, PanopticSplit] = field(default_factory=dict)
+    image_suffix: str = ".jpg"
+    prepare: str = ""
+    base: Path | None = None
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.categories)
+
+    def base_dir(self) -> Path:
+        return self.base if self.base is not None else datasets_root()
+
+    def split(self, split: str) -> PanopticSplit:
+        if split not in self.splits:
+            raise DatasetError(f"dataset {self.name!r} has no split {split!r}; its splits: {', '.join(sorted(self.splits))}")
+        return self.splits[split]
+
+
+def coco_panoptic_spec(base: Path | None = None) -> PanopticDatasetSpec:
+    """COCO panoptic 2017 (133 classes) in detectron2's layout, under ``base`` (default: the datasets root)."""
+    return PanopticDatasetSpec(
+        name="coco_panoptic",
+        title="COCO panoptic 2017 (133 classes)",
+        categories=coco_panoptic_categories(),
+        splits={
+            s: PanopticSplit(f"coco/{s}2017", f"coco/annotations/panoptic_{s}2017.json", f"coco/panoptic_{s}2017")
+            for s in ("train", "val")
+        },
+        prepare=(
+            "unpack {train,val}2017.zip into coco/ and panoptic_annotations_trainval2017.zip into coco/annotations, "
+            "then unpack annotations/panoptic_{train,val}2017.zip into coco/"
+        ),
+        base=base,
+    )
+
+
+class PanopticDataset:
+    """One split of a COCO-format panoptic dataset: ``len(ds)``, ``ds[i] -> PanopticSample``.
+
+    Construction reads the JSON, checks its category table against the spec's and maps category ids to
+    contiguous ids (one line naming the JSON and the first bad entry otherwise); images and PNGs are decoded on
+    access. Picklable (paths and small records only).
+    """
+
+    def __init__(self, spec: PanopticDatasetSpec, split: str = "train") -> None:
+        self.spec = spec
+        self.split = split
+        layout = spec.split(split)
+        base = spec.base_dir()
+        self.images_dir, self.panoptic_dir = base / layout.images, base / layout.panoptic
+        self.json_path = base / layout.annotations
+        where = f" (datasets root: {root_description()})" if spec.base is None else ""
+        hint = f"; {spec.prepare}" if spec.prepare else ""
+        if not self.json_path.is_file():
+            raise DatasetError(f"{spec.title}: annotation file not found: {self.json_path}{where}{hint}")
+        for kind, folder in (("panoptic PNG", self.panoptic_dir), ("images", self.images_dir)):
+            if not folder.is_dir():
+                raise DatasetError(f"{spec.title}: {kind} folder not found: {folder}{where}{hint}")
+        self._entries = self._read_json()
+
+    def _read_json(self) -> list[tuple[str, int, str, list[PanopticSegment]]]:
+        path = self.json_path
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise DatasetError(f"cannot read {path} ({type(exc).__name__}: {exc}); re-extract the annotation file") from exc
+        if not isinstance(data, dict) or not isinstance(data.get("annotations"), list):
+            raise DatasetError(f"{path} is not a COCO panoptic annotation file (no 'annotations' list)")
+        contiguous = {c.id: i for i, c in enumerate(self.spec.categories)}
+        things = {c.id: c.isthing for c in self.spec.categories}
+        for category in data.get("categories") or []:
+            known = contiguous.get(category.get("id"))
+            if known is None or self.spec.categories[known].name != category.get("name"):
+                raise DatasetError(
+                    f"{path}: category {category.get('id')} {category.get('name')!r} is not in the "
+                    f"{self.spec.title} category table; this file belongs to another dataset"
+                )
+        entries = []
+        for index, annotation in enumerate(data["annotations"]):
+            try:
+                file_name = str(annotation["file_name"])
+                image_id = int(annotation["image_id"])
+                infos = annotation["segments_info"]
+                segments = [
+                    PanopticSegment(int(s["id"]), contiguous[int(s["category_id"])], bool(s.get("iscrowd", 0)),
+                                    things[int(s["category_id"])])
+                    for s in infos
+                ]
+            except KeyError as exc:
+                what = "unknown category id" if isinstance(exc.args[0], int) else "missing key"
+                raise DatasetError(
+                    f"{path}: annotation {index} ({annotation.get('file_name', '?')}) has a {what} {exc.args[0]!r}; "
+                    "re-extract the annotation file"
+                ) from exc
+            except (TypeError, ValueError) as exc:
+                raise DatasetError(f"{path}: annotation {index} is malformed ({exc}); re-extract the annotation file") from exc
+            entries.append((os.path.splitext(file_name)[0], image_id, file_name, segments))
+        if not entries:
+            raise DatasetError(f"{path} lists no annotation")
+        return entries
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self.spec.class_names)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __repr__(self) -> str:
+        return f"PanopticDataset({self.name!r}, split={self.split!r}, {len(self)} images, {len(self.class_names)} classes)"
+
+    def files(self, index: int) -> tuple[str, Path, Path]:
+        """(stem, image path, panoptic PNG path) of sample ``index``."""
+        stem, _, file_name, _ = self._entries[index]
+        return stem, self.images_dir / f"{stem}{self.spec.image_suffix}", self.panoptic_dir / file_name
+
+    def segments(self, index: int) -> list[PanopticSegment]:
+        """The segments of sample ``index`` without decoding any file."""
+        return list(self._entries[index][3])
+
+    def __getitem__(self, index: int) -> PanopticSample:
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"sample {index} out of range for {len(self)} samples")
+        stem, image_path, png_path = self.files(index)
+        image = read_image(image_path)
+        segment_ids = read_segment_ids(png_path)
+        if segment_ids.shape != image.shape[:2]:
+            raise SizeMismatchError(png_path, segment_ids.shape, image_path, image.shape[:2])
+        return PanopticSample(
+            image=image,
+            segment_ids=segment_ids,
+            segments=self.segments(index),
+            name=stem,
+            image_id=self._entries[index][1],
+            image_path=image_path,
+            panoptic_path=png_path,
+        )
