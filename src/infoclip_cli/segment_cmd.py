@@ -6,7 +6,7 @@ import glob
 from collections.abc import Sequence
 from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 from rich.console import Group
@@ -137,14 +137,21 @@ def segment(
         Precision, typer.Option(help="fp32; bf16 (autocast, CPU or GPU); fp16 (GPU only).")
     ] = Precision.fp32,
     protocol: Annotated[
-        Protocol, typer.Option(help="sliding: the published protocol (overlapping windows + a global view); whole: one view.")
-    ] = Protocol.sliding,
+        Optional[Protocol], typer.Option(help="Default: the model's published protocol (CAT-Seg: sliding, overlapping windows + "
+                                         "a global view; SAN: whole). whole: one view.", show_default=False)
+    ] = None,
     template: Annotated[
         str | None, typer.Option(help="Prompt template with {} for the class name (default: 'A photo of a {} in the scene').")
     ] = None,
     save_probs: Annotated[
-        bool, typer.Option("--save-probs", help="Also write <stem>_probs.npy: float32 (classes, height, width) probabilities.")
+        bool, typer.Option("--save-probs", help="Also write <stem>_probs.npy: float32 (classes, height, width) per-class scores "
+                           "(CAT-Seg: probabilities; SAN: its semantic map before argmax; <stem>.json says which).")
     ] = False,
+    expand_vocab: Annotated[
+        str | None, typer.Option("--expand-vocab", metavar="VOCAB", help="Also score the classes of a shipped vocabulary "
+                                 "(coco: COCO-Stuff-171) that are not in your list; pixels they win are labelled 'other' "
+                                 "(one id after yours). SAN's remedy for false positives with short class lists.")
+    ] = None,
     overlay: Annotated[bool, typer.Option("--overlay/--no-overlay", help="Write <stem>_overlay.png.")] = True,
     alpha: Annotated[float, typer.Option(min=0.0, max=1.0, help="Opacity of the class colours in the overlay.")] = 0.5,
 ) -> None:
@@ -169,6 +176,10 @@ def segment(
     from infoclip.segmentation.segmenter import Segmenter, check_output_dir, check_precision, resolve_device
 
     class_names = resolve_classes(classes, vocab)
+    if expand_vocab is not None:
+        from infoclip.segmentation.expansion import added_classes
+
+        added_classes(class_names, expand_vocab)  # an unknown vocabulary or an "other" class fails before the model loads
     if (weights is None) == (clip is None):
         raise InputError(
             "give either --weights FILE (segmentation weights) or --clip MODEL:TAG (training-free baseline, "
@@ -193,10 +204,10 @@ def segment(
 
     try:
         if clip is not None:
-            segmenter = Segmenter.from_clip(clip, device, precision.value, protocol.value, template)
+            segmenter = Segmenter.from_clip(clip, device, precision.value, protocol.value if protocol else None, template)
         else:
             assert weights is not None
-            segmenter = Segmenter.from_pretrained(weights, device, precision.value, protocol.value, template)
+            segmenter = Segmenter.from_pretrained(weights, device, precision.value, protocol.value if protocol else None, template)
     except BaseException:
         if created and not any(folder.iterdir()):
             folder.rmdir()  # leave no trace of a run that never started
@@ -209,7 +220,7 @@ def segment(
             soft_wrap=True,
         )
 
-    colours = palette(len(class_names))
+    colours = palette(len(class_names) + (1 if expand_vocab else 0))
     failures: list[str] = []
     failures.extend(problems)
     progress = _progress(len(paths))
@@ -217,7 +228,7 @@ def segment(
         task = progress.add_task("segmenting", total=len(paths))
         for path, stem in zip(paths, stems):
             try:
-                result = segmenter.predict(path, class_names)
+                result = segmenter.predict(path, class_names, expand_vocabulary=expand_vocab)
                 result.save(folder, stem=stem, save_probs=save_probs, overlay=overlay, alpha=alpha)
             except InputError as exc:
                 failures.append(str(exc).splitlines()[0])

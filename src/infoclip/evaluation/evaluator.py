@@ -142,7 +142,7 @@ def _model_device(model: torch.nn.Module) -> torch.device:
 def evaluate(
     model: Any,
     dataset: SegmentationDataset,
-    protocol: str = "sliding",
+    protocol: str | None = None,
     *,
     limit: int | None = None,
     indices: Sequence[int] | None = None,
@@ -160,7 +160,7 @@ def evaluate(
             and its previous mode is restored afterwards.
         dataset: the split to score; the model sees ``dataset.class_names`` (VOC-20b: 59 names) and the
             scores cover ``dataset.eval_class_names`` (VOC-20b: 20 classes + background).
-        protocol: ``"sliding"`` (the published protocol) or ``"whole"``.
+        protocol: one of the model's protocols (``"sliding"``, ``"whole"``); ``None``: its published one.
         limit: score the first ``limit`` images only.
         indices: score these sample indices (e.g. one rank's shard) instead; combined with ``limit``.
         miou_formula: ``"present"`` (default, CAT-Seg's published numbers) or ``"d2-v0.6"``.
@@ -175,8 +175,10 @@ def evaluate(
         AdapterError: ``predict`` returned something other than (T, H, W) scores.
         DatasetError: an image or label is missing, unreadable, of the wrong size or out of range.
     """
-    if protocol not in PROTOCOLS:
-        raise InputError(f"unknown protocol {protocol!r}; choose one of: {', '.join(PROTOCOLS)}")
+    names = [getattr(p, "name", p) for p in getattr(model, "protocols", PROTOCOLS)]
+    protocol = protocol or getattr(model, "default_protocol", names[0])
+    if protocol not in names:
+        raise InputError(f"unknown protocol {protocol!r} for this model; choose one of: {', '.join(names)}")
     check_formula(miou_formula)
     selected = list(range(len(dataset))) if indices is None else list(indices)
     if limit is not None:

@@ -87,6 +87,10 @@ class SAN(OVSSModel):
     adapter_name = "san"
     protocols = PROTOCOLS
     default_protocol = "whole"
+    score_description = (
+        "SAN's semantic map before its argmax: sum over the queries of softmax(class logits)[c] * sigmoid(mask "
+        "logit), in [0, number of queries]; not normalised over classes (divide by the per-pixel sum for shares)"
+    )
 
     def __init__(self, config: Mapping[str, Any] | None = None) -> None:
         super().__init__()
