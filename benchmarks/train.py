@@ -53,7 +53,7 @@ def _config(args: argparse.Namespace, dataset: Path, infoclip: bool) -> dict:
         *args.set,
         f"infoclip.enabled={'true' if infoclip else 'false'}",
     ]
-    return resolve_run_config(args.preset, "catseg", overrides)
+    return resolve_run_config(args.preset, None, overrides)  # the adapter the preset names
 
 
 def _dataset(folder: Path, classes: int, size: int) -> Path:
@@ -141,7 +141,7 @@ def main() -> None:
     parser.add_argument("--dataset", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.crop is None:
-        args.crop = 48 if args.preset == "catseg-tiny" else 384
+        args.crop = 48 if args.preset.endswith("-tiny") else 384
 
     import torch
 
