@@ -146,3 +146,13 @@ def test_config_checks():
     assert "empty_weight" in crit.state_dict()
     with pytest.raises(ValueError, match="num_classes \\+ 1"):
         crit(_outputs(0, classes=4), _targets(0))
+
+
+def test_autocast_does_not_change_matching_or_losses():
+    # the matcher's pairwise products would run in bfloat16 under autocast; the official matcher turns it off
+    crit = SetCriterion(SetCriterionConfig(num_classes=3, **SMALL))
+    ref = crit(_outputs(5), _targets(5), torch.Generator().manual_seed(2))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        mixed = crit(_outputs(5), _targets(5), torch.Generator().manual_seed(2))
+    assert all(mixed.terms[k].dtype == torch.float32 for k in mixed.terms)
+    assert {k: v.item() for k, v in mixed.terms.items()} == {k: v.item() for k, v in ref.terms.items()}

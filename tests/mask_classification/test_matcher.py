@@ -89,3 +89,13 @@ def test_matcher_refuses_bad_input():
         matcher(logits, masks, targets)
     with pytest.raises(ValueError, match="positive"):
         MatchCosts(0, 0, 0)
+
+
+def test_costs_stay_float32_under_autocast():
+    logits, masks, targets = _batch(4)
+    matcher = HungarianMatcher(MatchCosts(num_points=200))
+    points = random_points(1, 200, torch.device("cpu"), torch.Generator().manual_seed(0))
+    ref = matcher.cost_matrix(logits[0], masks[0], targets[0], points)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        mixed = matcher.cost_matrix(logits[0], masks[0], targets[0], points)
+    assert mixed.dtype == torch.float32 and torch.equal(mixed, ref)

@@ -3,6 +3,8 @@
 The shipped lists (``infoclip/data/vocab/*.json``) are CAT-Seg's ``datasets/*.json`` verbatim, trailing
 space of ADE-150's ``"bed "`` included: names reach models exactly as in the published protocol, and each
 model decides how to turn a name into a prompt (CAT-Seg uses the first comma-separated synonym).
+``coco_panoptic`` holds the 133 COCO panoptic names of detectron2's ``COCO_CATEGORIES`` (panopticapi's table; its
+ids are in ``coco_panoptic_categories.tsv``, read by ``infoclip.data.panoptic``).
 Loading and validation are shared with ``infoclip segment`` (``infoclip.segmentation.classes``).
 """
 

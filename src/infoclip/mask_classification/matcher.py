@@ -71,17 +71,22 @@ class HungarianMatcher:
         target: MaskTargets,
         points: torch.Tensor,
     ) -> torch.Tensor:
-        """float32 (Q, N) cost of one image: logits (Q, K+1), masks (Q, h, w), points (1, P, 2) in [0, 1]."""
+        """float32 (Q, N) cost of one image: logits (Q, K+1), masks (Q, h, w), points (1, P, 2) in [0, 1].
+
+        Computed with autocast off (the official matcher's ``autocast(enabled=False)``): under mixed precision the
+        pairwise products would otherwise run in half precision and can change the matching.
+        """
         probs = logits.float().softmax(-1)
         class_cost = -probs[:, target.labels]
         target_masks = target.masks.to(device=masks.device, dtype=masks.dtype)
         target_points = point_sample(target_masks[:, None], points.expand(len(target), -1, -1))[:, 0]
         query_points = point_sample(masks[:, None], points.expand(masks.shape[0], -1, -1))[:, 0]
-        return (
-            self.costs.mask_weight * pairwise_sigmoid_bce(query_points, target_points)
-            + self.costs.class_weight * class_cost
-            + self.costs.dice_weight * pairwise_dice(query_points, target_points)
-        )
+        with torch.autocast(device_type=masks.device.type, enabled=False):
+            return (
+                self.costs.mask_weight * pairwise_sigmoid_bce(query_points, target_points)
+                + self.costs.class_weight * class_cost
+                + self.costs.dice_weight * pairwise_dice(query_points, target_points)
+            )
 
     @torch.no_grad()
     def __call__(
