@@ -8,54 +8,33 @@ always store the complete, resolved config.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from infoclip.config import deep_merge, load_config
+from infoclip.config import ModelSchema, require_int
 from infoclip.errors import ConfigError
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 SCHEMA_PRESET = "san-vit-b16"
 #: shipped presets, name -> YAML path
-PRESETS: dict[str, Path] = {p.stem: p for p in sorted(CONFIG_DIR.glob("*.yaml"))}
+SCHEMA = ModelSchema(CONFIG_DIR, SCHEMA_PRESET, "SAN")
+PRESETS: dict[str, Path] = SCHEMA.presets
 #: CLIP fine-tuning modes (san-reference.md §7)
 FINETUNE_MODES = ("san", "qv_rec", "qv_all")
 
 
-@lru_cache(maxsize=1)
-def _schema() -> dict[str, Any]:
-    return load_config(PRESETS[SCHEMA_PRESET])["model"]
-
-
 def default_model_config() -> dict[str, Any]:
     """A fresh copy of the complete default ``model:`` section (ViT-B/16, official values)."""
-    return deep_merge(_schema(), {})
+    return SCHEMA.defaults()
 
 
 def preset_model_config(name: str) -> dict[str, Any]:
     """The resolved ``model:`` section of a shipped preset (``san-vit-b16``, ``san-vit-l14-336``, ``san-tiny``)."""
-    if name not in PRESETS:
-        raise ConfigError(f"no SAN preset {name!r}; presets: {', '.join(sorted(PRESETS))}")
-    return resolve_model_config(load_config(PRESETS[name])["model"])
-
-
-def _unknown_keys(schema: Mapping[str, Any], given: Mapping[str, Any], prefix: str = "model.") -> list[str]:
-    unknown = []
-    for key, value in given.items():
-        if key not in schema:
-            unknown.append(prefix + str(key))
-        elif isinstance(schema[key], Mapping):
-            if not isinstance(value, Mapping):
-                raise ConfigError(f"{prefix}{key} must be a mapping, got {value!r}")
-            unknown.extend(_unknown_keys(schema[key], value, f"{prefix}{key}."))
-    return unknown
+    return resolve_model_config(SCHEMA.preset(name))
 
 
 def _int(value: Any, key: str, minimum: int = 0) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigError(f"model.{key} must be an integer >= {minimum}, got {value!r}")
-    return value
+    return require_int(value, f"model.{key}", minimum)
 
 
 def _number(value: Any, key: str, low: float, high: float) -> float:
@@ -70,11 +49,7 @@ def resolve_model_config(config: Mapping[str, Any] | None) -> dict[str, Any]:
     Raises:
         ConfigError: an unknown key or a value of the wrong kind (the message names the key).
     """
-    config = dict(config or {})
-    unknown = _unknown_keys(_schema(), config)
-    if unknown:
-        raise ConfigError(f"unknown SAN model keys: {', '.join(unknown)} (see the san-vit-b16 preset for the schema)")
-    cfg = deep_merge(_schema(), config)
+    cfg = SCHEMA.merge(config)
     clip, side, dec, inf, loss = cfg["clip"], cfg["side_adapter"], cfg["mask_decoder"], cfg["inference"], cfg["loss"]
     if not isinstance(clip["name"], str) or not clip["name"]:
         raise ConfigError(f"model.clip.name must be an open_clip architecture name, got {clip['name']!r}")
