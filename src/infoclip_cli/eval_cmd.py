@@ -232,12 +232,12 @@ def eval_command(
         from infoclip.segmentation.baseline import DenseCLIPBaseline
 
         model = DenseCLIPBaseline.from_spec(clip).to(_resolve_device(device))
-        extra = {"clip": clip, "adapter": "dense-clip-baseline (training-free)", "prompt_templates": [model.template]}
+        extra = {"clip": clip, "adapter": "dense-clip-baseline (training-free)", "prompt_templates": model.prompt_templates}
     else:
         model, meta = load_model(weights, _resolve_device(device))
-        extra = {"weights": str(weights), "adapter": meta.adapter, "clip_tag": meta.clip_tag}
-        if "prompt_templates" in meta.config:  # part of the protocol (ecosystem notes): record it with the numbers
-            extra["prompt_templates"] = meta.config["prompt_templates"]
+        # the prompt templates are part of the protocol (ecosystem notes): recorded with the numbers
+        templates = {"prompt_templates": model.prompt_templates} if model.prompt_templates else {}
+        extra = {"weights": str(weights), "adapter": meta.adapter, "clip_tag": meta.clip_tag, **templates}
     results = []
     with stderr_progress() as new_task:
         for ds in datasets:

@@ -119,7 +119,7 @@ def test_finetune_modes(tiny_config, mode):
     assert trained == expected
     assert not any("k_proj" in n or n.startswith("transformer.") for n in trained)
     assert model.bg_embed.requires_grad and all(p.requires_grad for p in model.side_adapter_network.parameters())
-    assert f"CLIP fine-tuning: {mode}" in model.parameter_summary()
+    assert f"CLIP fine-tuning: {mode}" in model.parameter_table()
 
 
 def test_semantic_scores_formula_and_predict(tiny_model):
@@ -168,3 +168,23 @@ def test_config_errors_name_the_key(tiny_config, override, fragment):
 
     with pytest.raises(ConfigError, match=fragment):
         resolve_model_config({**{k: v for k, v in tiny_config.items()}, **{k: {**tiny_config[k], **v} for k, v in override.items()}})
+
+
+def test_param_groups_follow_sans_optimizer(tiny_config):
+    """train_net.py build_optimizer: no decay on position tables / query embeddings and nn.LayerNorm; SAN's
+    LayerNorm2d, biases and the background row decay; the CLIP multiplier reaches only CLIP's Q/V weights."""
+    from infoclip.adapters.parameters import WeightDecayPolicy
+    from infoclip.adapters.san import build_model
+
+    model = build_model({**tiny_config, "clip": {**tiny_config["clip"], "finetune": "qv_all"}})
+    groups = model.param_groups(1e-4, WeightDecayPolicy(1e-4), {"clip": 0.01})
+    names = {id(p): n for n, p in model.named_parameters()}
+    where = {names[id(p)]: (g["lr"], g["weight_decay"]) for g in groups for p in g["params"]}
+    assert len(where) == sum(p.requires_grad for p in model.parameters())
+    assert where["clip_model.visual.positional_embedding"] == (1e-4, 0.0)
+    assert where["clip_model.visual.transformer.resblocks.0.attn.q_proj_weight"] == (1e-6, 1e-4)
+    for name in ("vit_model.pos_embed", "query_embed", "query_pos_embed", "vit_model.blocks.0.norm1.weight"):
+        assert where[f"side_adapter_network.{name}"] == (1e-4, 0.0), name
+    for name in ("fusion_layers.layer_0.input_proj.0.weight", "vit_model.blocks.0.attn.qkv.bias", "mask_decoder.bias_scaling.weight"):
+        assert where[f"side_adapter_network.{name}"] == (1e-4, 1e-4), name
+    assert where["bg_embed"] == (1e-4, 1e-4)

@@ -8,13 +8,12 @@ background row of the classifier, official ``ov_classifier.bg_embed``) and ``sid
 biases -> recognition blocks N_f.. on [SOS | CLS | patches] -> mask embeddings -> logits against the
 (T + 1) classifier -> semantic map ``sum_q softmax(class_q)[:T] * sigmoid(mask_q)``.
 
-Building never downloads: CLIP starts from a seeded random init and ``load_pretrained_clip()`` loads the
+Building never downloads: CLIP starts from a seeded random init and ``load_pretrained()`` loads the
 pretrained weights when a trainer starts from them; ``infoclip.weights.load_model`` replaces all weights.
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -23,8 +22,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from infoclip.adapters.contract import DenseEmbeddings, OVSSModel, TrainOutput
+from infoclip.adapters.contract import CLIP_PART, DenseEmbeddings, EvalProtocol, OVSSModel, TrainOutput
 from infoclip.adapters.inputs import check_class_names, check_images, resize_shortest_edge
+from infoclip.adapters.parameters import (
+    WeightDecayPolicy,
+    build_param_groups,
+    count_parameters,
+    format_parameter_table,
+    parts_rule,
+)
 from infoclip.adapters.san.classifier import TemplateTextEncoder, classifier_weights
 from infoclip.adapters.san.config import resolve_model_config
 from infoclip.adapters.san.recognition import extract_features, feature_map, recognize
@@ -33,7 +39,20 @@ from infoclip.clip import build_clip, load_clip_weights, normalize_images
 from infoclip.errors import ConfigError, InputError
 
 #: SAN evaluates the whole image (no sliding window)
-PROTOCOLS = ("whole",)
+PROTOCOLS = (EvalProtocol("whole", "short side 640 (long side at most 2560), the whole image at once, padded to 32"),)
+#: parameter names SAN trains without weight decay (its SOLVER.WEIGHT_DECAY_EMBED_GROUP)
+NO_DECAY_NAMES = ("absolute_pos_embed", "positional_embedding", "pos_embed", "query_embed", "relative_position_bias_table")
+
+
+class SANDecayPolicy(WeightDecayPolicy):
+    """SAN's ``build_optimizer`` rule: position tables and query embeddings (``NO_DECAY_NAMES``) decay at the
+    embedding rate (0), normalisation layers at the norm rate, everything else, biases included, at the base
+    rate (SAN's own channels-first ``LayerNorm2d`` is not an ``nn.LayerNorm``, so it decays too)."""
+
+    def decay_of(self, module: nn.Module, param_name: str) -> float:
+        if any(tag in param_name for tag in NO_DECAY_NAMES) and not isinstance(module, nn.Embedding):
+            return self.embed
+        return super().decay_of(module, param_name)
 
 
 def set_clip_finetuning(clip_model: nn.Module, mode: str, feature_layers: int) -> None:
@@ -86,7 +105,6 @@ class SAN(OVSSModel):
 
     adapter_name = "san"
     protocols = PROTOCOLS
-    default_protocol = "whole"
     score_description = (
         "SAN's semantic map before its argmax: sum over the queries of softmax(class logits)[c] * sigmoid(mask "
         "logit), in [0, number of queries]; not normalised over classes (divide by the per-pixel sum for shares)"
@@ -163,7 +181,7 @@ class SAN(OVSSModel):
         """Recompute CLIP block activations in backward (saves memory in training)."""
         self.clip_model.set_grad_checkpointing(enable)
 
-    def load_pretrained_clip(self, cache_dir: str | None = None) -> Path | None:
+    def load_pretrained(self, cache_dir: str | None = None) -> Path | None:
         """Load the pretrained CLIP weights named by ``model.clip.pretrained`` (tag or file); may download.
 
         Returns the file read, or ``None`` when ``pretrained`` is null (the seeded random init stays).
@@ -174,8 +192,45 @@ class SAN(OVSSModel):
         self._text.clear()
         return load_clip_weights(self.clip_model, clip_cfg["name"], clip_cfg["pretrained"], cache_dir)
 
-    def parameter_summary(self) -> str:
-        """A text table of trainable and frozen parameters per part (printed by the CLI at start-up)."""
+    @property
+    def prompt_templates(self) -> list[str]:
+        """``model.prompt_templates``: the 14 ViLD templates of the official configs."""
+        return list(self.config["prompt_templates"])
+
+    def set_prompt_templates(self, templates: Sequence[str]) -> None:
+        """Prompt with ``templates`` (any number: their embeddings are averaged); drops the cached text.
+
+        Raises:
+            InputError: a template without exactly one ``{}``, or none at all.
+        """
+        templates = list(templates)
+        if not templates or not all(isinstance(t, str) and t.count("{}") == 1 for t in templates):
+            raise InputError(f"prompt templates must be strings with {{}} exactly once, got {templates!r}")
+        self.config["prompt_templates"] = templates
+        self._text = TemplateTextEncoder(self.config["clip"]["name"], templates)
+
+    def lr_parts(self) -> dict[str, tuple[str, ...]]:
+        """The CLIP blocks (the Q/V weights that ``qv_rec`` / ``qv_all`` train) form the ``clip`` part, at
+        ``solver.clip_lr_multiplier``; the position table (a parameter of ``clip_model.visual`` itself), the side
+        adapter and the background row train at the base rate, as in SAN (CLIP_MULTIPLIER 1.0)."""
+        return {CLIP_PART: ("clip_model.visual.transformer", "clip_model.transformer")}
+
+    def param_groups(
+        self,
+        base_lr: float,
+        weight_decay: WeightDecayPolicy | float = 0.0,
+        lr_multipliers: Mapping[str, float] | None = None,
+    ) -> list[dict[str, Any]]:
+        """Optimizer groups by ``lr_parts`` with SAN's weight-decay rule (``SANDecayPolicy``: no decay on the
+        position tables and query embeddings)."""
+        given = weight_decay if isinstance(weight_decay, WeightDecayPolicy) else WeightDecayPolicy(float(weight_decay))
+        policy = SANDecayPolicy(given.weight_decay, given.norm, given.bias, given.embed)
+        rule_for = parts_rule(self.lr_parts(), float(base_lr), dict(lr_multipliers or {}), self.default_lr_part)
+        return build_param_groups([(self, rule_for)], policy)
+
+    def parameter_table(self) -> str:
+        """Trainable / frozen parameter counts per part (CLIP towers, side adapter, background row) and the
+        CLIP fine-tuning mode with the kinds of CLIP tensors that train."""
         return parameter_table(self)
 
     # ------------------------------------------------------------------ forward passes
@@ -277,7 +332,7 @@ class SAN(OVSSModel):
         return torch.einsum("qc,qhw->chw", classes, masks.sigmoid()).float()
 
     @torch.no_grad()
-    def predict(self, image: torch.Tensor, class_names: Sequence[str], protocol: str = "whole") -> torch.Tensor:
+    def predict(self, image: torch.Tensor, class_names: Sequence[str], protocol: str | None = "whole") -> torch.Tensor:
         """SAN's per-class scores of one image with its benchmark protocol (san-reference.md §3.1, §1.8).
 
         detectron2's ``ResizeShortestEdge(640, max 2560)`` on the 8-bit image (PIL bilinear), the whole image
@@ -294,8 +349,7 @@ class SAN(OVSSModel):
         """
         check_images(image, "image", 3)
         names = check_class_names(class_names)
-        if protocol not in PROTOCOLS:
-            raise InputError(f"SAN evaluates with protocol {', '.join(PROTOCOLS)} only, got {protocol!r}")
+        protocol = self.check_protocol(protocol)
         height, width = image.shape[-2:]
         was_training = self.training
         self.eval()
@@ -308,35 +362,23 @@ class SAN(OVSSModel):
             self.train(was_training)
 
 
+def _table_label(name: str) -> str:
+    if name.startswith("clip_model.visual."):
+        return "CLIP image tower"
+    if name.startswith("clip_model."):
+        return "CLIP text tower"
+    if name.startswith("side_adapter_network."):
+        return "side adapter"
+    return "background row"
+
+
 def parameter_table(model: SAN) -> str:
     """Trainable / frozen parameter counts per part of a ``SAN`` model, as an aligned text table."""
-    parts: OrderedDict[str, list[int]] = OrderedDict(
-        (label, [0, 0]) for label in ("CLIP image tower", "CLIP text tower", "side adapter", "background row")
-    )
-    trained_kinds: set[str] = set()
-    for name, param in model.named_parameters():
-        if name.startswith("clip_model.visual."):
-            label = "CLIP image tower"
-        elif name.startswith("clip_model."):
-            label = "CLIP text tower"
-        elif name.startswith("side_adapter_network."):
-            label = "side adapter"
-        else:
-            label = "background row"
-        parts[label][0 if param.requires_grad else 1] += param.numel()
-        if param.requires_grad and name.startswith("clip_model."):
-            trained_kinds.add(name.rsplit(".", 1)[-1])
-    rows = [(label, tr, fr) for label, (tr, fr) in parts.items() if tr or fr]
-    rows.append(("total", sum(r[1] for r in rows), sum(r[2] for r in rows)))
-    head = ("part", "trainable", "frozen", "total")
-    cells = [head] + [(label, f"{tr:,}", f"{fr:,}", f"{tr + fr:,}") for label, tr, fr in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(4)]
-    lines = ["  ".join(c.ljust(widths[0]) if i == 0 else c.rjust(widths[i]) for i, c in enumerate(row)) for row in cells]
-    lines.insert(1, "-" * len(lines[0]))
-    lines.insert(len(lines) - 1, "-" * len(lines[0]))
-    kinds = ", ".join(sorted(trained_kinds)) or "none"
-    lines.append(f"CLIP fine-tuning: {model.config['clip']['finetune']} (trainable CLIP tensors: {kinds})")
-    return "\n".join(lines)
+    labels = ("CLIP image tower", "CLIP text tower", "side adapter", "background row")
+    counts = count_parameters(model, _table_label, labels)
+    kinds = {n.rsplit(".", 1)[-1] for n, p in model.named_parameters() if p.requires_grad and n.startswith("clip_model.")}
+    footer = f"CLIP fine-tuning: {model.config['clip']['finetune']} (trainable CLIP tensors: {', '.join(sorted(kinds)) or 'none'})"
+    return format_parameter_table(counts, [footer])
 
 
 class SANTeacher(nn.Module):
@@ -376,7 +418,7 @@ class SANTeacher(nn.Module):
 
 
 def build_model(model_config: Mapping[str, Any] | None) -> SAN:
-    """``Adapter.build_model``: the SAN student with random weights (no download; see ``load_pretrained_clip``)."""
+    """``Adapter.build_model``: the SAN student with random weights (no download; see ``load_pretrained``)."""
     return SAN(model_config)
 
 
