@@ -182,7 +182,7 @@ def test_param_groups_follow_sans_optimizer(tiny_config):
     where = {names[id(p)]: (g["lr"], g["weight_decay"]) for g in groups for p in g["params"]}
     assert len(where) == sum(p.requires_grad for p in model.parameters())
     assert where["clip_model.visual.positional_embedding"] == (1e-4, 0.0)
-    assert where["clip_model.visual.transformer.resblocks.0.attn.q_proj_weight"] == (1e-6, 1e-4)
+    assert where["clip_model.visual.transformer.resblocks.0.attn.q_proj_weight"] == (pytest.approx(1e-6), 1e-4)
     for name in ("vit_model.pos_embed", "query_embed", "query_pos_embed", "vit_model.blocks.0.norm1.weight"):
         assert where[f"side_adapter_network.{name}"] == (1e-4, 0.0), name
     for name in ("fusion_layers.layer_0.input_proj.0.weight", "vit_model.blocks.0.attn.qkv.bias", "mask_decoder.bias_scaling.weight"):
