@@ -9,6 +9,7 @@ YAML (``1e-4`` -> float, ``false`` -> bool, ``[1, 2]`` -> list, anything else ->
 from __future__ import annotations
 
 import copy
+import math
 import os
 import re
 from collections.abc import Iterable, Mapping
@@ -70,6 +71,9 @@ def load_config(path: str | os.PathLike[str], _seen: tuple[Path, ...] = ()) -> d
         raise ConfigError(f"{path} is not valid YAML: {exc}".splitlines()[0]) from exc
     if not isinstance(data, dict):
         raise ConfigError(f"{path} must hold a YAML mapping at the top level, not {type(data).__name__}")
+    nan = _first_nan(data)
+    if nan is not None:
+        raise ConfigError(f"{path}: {nan.lstrip('.')} is NaN (not a number); give a number")
     base = data.pop(BASE_KEY, None)
     if base is None:
         return data
@@ -87,7 +91,44 @@ def parse_override(text: str) -> tuple[list[str], Any]:
         value = yaml_load(raw) if raw.strip() else ""
     except yaml.YAMLError:
         value = raw
+    nan = _first_nan(value)
+    if nan is not None:
+        where = key + nan
+        raise ConfigError(f"override {text!r}: {where} is NaN (not a number); give a number")
     return key.split("."), value
+
+
+def _first_nan(value: Any, where: str = "") -> str | None:
+    """The dotted position of the first NaN in a parsed value (``""`` for the value itself), else ``None``.
+
+    NaN is never a meaningful setting and compares false with every bound, so range checks let it through.
+    """
+    if isinstance(value, float) and math.isnan(value):
+        return where
+    if isinstance(value, Mapping):
+        items: Iterable[tuple[Any, Any]] = value.items()
+    elif isinstance(value, (list, tuple)):
+        items = enumerate(value)
+    else:
+        return None
+    for key, item in items:
+        found = _first_nan(item, f"{where}.{key}" if not isinstance(key, int) else f"{where}[{key}]")
+        if found is not None:
+            return found
+    return None
+
+
+def _merge_checked(node: dict[str, Any], update: Mapping[str, Any], text: str, where: str) -> None:
+    """Strictly merge a mapping override into an existing section: every key must exist there (recursively),
+    so ``solver={lrr: 1}`` is refused like ``solver.lrr=1`` instead of replacing the whole section."""
+    for key, value in update.items():
+        if key not in node:
+            known = ", ".join(sorted(map(str, node))) or "(none)"
+            raise ConfigError(f"override {text!r}: unknown key {key!r} in {where!r}; keys here: {known}")
+        if isinstance(value, Mapping) and isinstance(node[key], dict):
+            _merge_checked(node[key], value, text, f"{where}.{key}")
+        else:
+            node[key] = copy.deepcopy(value)
 
 
 def apply_overrides(config: Mapping[str, Any], overrides: Iterable[str], strict: bool = True) -> dict[str, Any]:
@@ -112,7 +153,10 @@ def apply_overrides(config: Mapping[str, Any], overrides: Iterable[str], strict:
         if strict and parts[-1] not in node:
             known = ", ".join(sorted(node)) or "(none)"
             raise ConfigError(f"override {text!r}: unknown key {parts[-1]!r}; keys here: {known}")
-        node[parts[-1]] = value
+        if strict and isinstance(value, Mapping) and isinstance(node.get(parts[-1]), dict):
+            _merge_checked(node[parts[-1]], value, text, ".".join(parts))
+        else:
+            node[parts[-1]] = value
     return out
 
 
@@ -132,66 +176,3 @@ def save_config(config: Mapping[str, Any], path: str | os.PathLike[str]) -> Path
 
     return atomic_write_text(Path(path), yaml.safe_dump(dict(config), sort_keys=False))
 
-
-class ModelSchema:
-    """The ``model:`` section of an adapter's configs: its documented preset is the schema and the defaults.
-
-    Every model config of the adapter is merged onto the schema preset's ``model:`` section, and keys it does
-    not have are refused (a typo never passes silently; weights files always store complete configs).
-
-    Args:
-        config_dir: the adapter's folder of preset YAML files (``<name>.yaml``).
-        schema_preset: the preset whose ``model:`` section is the schema (e.g. ``catseg-vit-b16``).
-        framework: the framework's display name for messages (``CAT-Seg``).
-    """
-
-    def __init__(self, config_dir: Path, schema_preset: str, framework: str) -> None:
-        self.presets: dict[str, Path] = {p.stem: p for p in sorted(Path(config_dir).glob("*.yaml"))}
-        self.schema_preset = schema_preset
-        self.framework = framework
-        self._schema: dict[str, Any] | None = None
-
-    def schema(self) -> dict[str, Any]:
-        """The schema preset's ``model:`` section (read once; do not modify, use ``defaults``)."""
-        if self._schema is None:
-            self._schema = load_config(self.presets[self.schema_preset])["model"]
-        return self._schema
-
-    def defaults(self) -> dict[str, Any]:
-        """A fresh copy of the complete default ``model:`` section."""
-        return deep_merge(self.schema(), {})
-
-    def preset(self, name: str) -> dict[str, Any]:
-        """The raw ``model:`` section of a shipped preset (resolve it with the adapter's resolver)."""
-        if name not in self.presets:
-            raise ConfigError(f"no {self.framework} preset {name!r}; presets: {', '.join(sorted(self.presets))}")
-        return load_config(self.presets[name])["model"]
-
-    def merge(self, config: Mapping[str, Any] | None) -> dict[str, Any]:
-        """``config`` merged onto the defaults; ``ConfigError`` naming every unknown key."""
-        config = dict(config or {})
-        unknown = self._unknown_keys(self.schema(), config, "model.")
-        if unknown:
-            raise ConfigError(
-                f"unknown {self.framework} model keys: {', '.join(unknown)} (see the {self.schema_preset} preset for the schema)"
-            )
-        return deep_merge(self.schema(), config)
-
-    @classmethod
-    def _unknown_keys(cls, schema: Mapping[str, Any], given: Mapping[str, Any], prefix: str) -> list[str]:
-        unknown = []
-        for key, value in given.items():
-            if key not in schema:
-                unknown.append(prefix + str(key))
-            elif isinstance(schema[key], Mapping):
-                if not isinstance(value, Mapping):
-                    raise ConfigError(f"{prefix}{key} must be a mapping, got {value!r}")
-                unknown.extend(cls._unknown_keys(schema[key], value, f"{prefix}{key}."))
-        return unknown
-
-
-def require_int(value: Any, key: str, minimum: int = 0) -> int:
-    """``value`` if it is an integer (not a bool) >= ``minimum``; else ``ConfigError`` naming ``key``."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigError(f"{key} must be an integer >= {minimum}, got {value!r}")
-    return value

@@ -15,7 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.markup import escape
 from rich.table import Table
 
-from infoclip_cli.app import err_console, out_console
+from infoclip_cli.app import err_console, note, out_console
 
 if TYPE_CHECKING:
     from infoclip.data import SegmentationDataset
@@ -177,7 +177,9 @@ def _resolve_device(device: Optional[str]) -> str:
 
 def eval_command(
     weights: Annotated[
-        Optional[Path], typer.Option("--weights", "-w", help="infoclip weights (.safetensors) to evaluate.")
+        Optional[str],
+        typer.Option("--weights", "-w", help="Weights to evaluate: a name (`infoclip weights list`), hf:ORG/REPO/FILE, "
+                     "an infoclip .safetensors file or an official checkpoint (converted once)."),
     ] = None,
     clip: Annotated[
         Optional[str],
@@ -211,6 +213,14 @@ def eval_command(
     classes: Annotated[Optional[Path], typer.Option(help="Custom dataset: class names (JSON list or one per line).")] = None,
     ignore_value: Annotated[int, typer.Option(help="Custom dataset: label value meaning 'no ground truth'.")] = 255,
     top: Annotated[int, typer.Option(min=0, help="How many best and worst classes to show.")] = 5,
+    max_pixels: Annotated[
+        Optional[int],
+        typer.Option(
+            "--max-pixels", min=1, metavar="N",
+            help="Refuse images and labels larger than N pixels (width x height) before decoding them; default "
+            "64000000, or the INFOCLIP_MAX_PIXELS environment variable.",
+        ),
+    ] = None,
 ) -> None:
     """Evaluate weights (or, with --clip, the training-free dense-CLIP baseline) on datasets with the CAT-Seg
     protocol; print mIoU tables, write metrics JSON/CSV."""
@@ -219,7 +229,9 @@ def eval_command(
     from infoclip.evaluation import MIOU_FORMULAS, PROTOCOLS, evaluate
     from infoclip.io_utils import atomic_write_text
     from infoclip.weights import load_model
+    from infoclip_cli.segment_cmd import set_pixel_limit
 
+    set_pixel_limit(max_pixels)
     if protocol is not None and protocol not in PROTOCOLS:
         raise InputError(f"--protocol must be one of {', '.join(PROTOCOLS)}, not {protocol!r}")
     if miou_formula not in MIOU_FORMULAS:
@@ -227,14 +239,17 @@ def eval_command(
     datasets = _open_datasets(list(dataset or []), split, images, labels, classes, ignore_value)
     seen_classes = resolve_classes(seen) if seen is not None else None
     if (weights is None) == (clip is None):
-        raise InputError("give either --weights W.safetensors or --clip MODEL:TAG (the training-free baseline)")
+        raise InputError(
+            "give either --weights (a name such as catseg-b16, hf:ORG/REPO/FILE or a file) or --clip MODEL:TAG "
+            "(the training-free baseline)"
+        )
     if clip is not None:
         from infoclip.segmentation.baseline import DenseCLIPBaseline
 
         model = DenseCLIPBaseline.from_spec(clip).to(_resolve_device(device))
         extra = {"clip": clip, "adapter": "dense-clip-baseline (training-free)", "prompt_templates": model.prompt_templates}
     else:
-        model, meta = load_model(weights, _resolve_device(device))
+        model, meta = load_model(weights, _resolve_device(device), notify=note)
         # the prompt templates are part of the protocol (ecosystem notes): recorded with the numbers
         templates = {"prompt_templates": model.prompt_templates} if model.prompt_templates else {}
         extra = {"weights": str(weights), "adapter": meta.adapter, "clip_tag": meta.clip_tag, **templates}

@@ -11,7 +11,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from infoclip.config import ModelSchema, require_int
+from infoclip.adapters.config_checks import ModelSchema
+from infoclip.adapters.config_checks import check_int as _int
+from infoclip.adapters.config_checks import fail as _fail
 from infoclip.errors import ConfigError
 
 CONFIG_DIR = Path(__file__).parent / "configs"
@@ -29,14 +31,6 @@ def default_model_config() -> dict[str, Any]:
 def preset_model_config(name: str) -> dict[str, Any]:
     """The resolved ``model:`` section of a shipped preset (``catseg-vit-b16``, ``catseg-vit-l14-336``, ``catseg-tiny``)."""
     return resolve_model_config(SCHEMA.preset(name))
-
-
-def _fail(key: str, expected: str, value: Any) -> None:
-    raise ConfigError(f"model.{key} must be {expected}, got {value!r}")
-
-
-def _int(value: Any, key: str, minimum: int = 0) -> int:
-    return require_int(value, f"model.{key}", minimum)
 
 
 def _int_list(value: Any, key: str, length: int, minimum: int = 0) -> list[int]:

@@ -11,7 +11,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from infoclip.config import ModelSchema, require_int
+from infoclip.adapters.config_checks import ModelSchema
+from infoclip.adapters.config_checks import check_int as _int
 from infoclip.errors import ConfigError
 
 CONFIG_DIR = Path(__file__).parent / "configs"
@@ -31,10 +32,6 @@ def default_model_config() -> dict[str, Any]:
 def preset_model_config(name: str) -> dict[str, Any]:
     """The resolved ``model:`` section of a shipped preset (``san-vit-b16``, ``san-vit-l14-336``, ``san-tiny``)."""
     return resolve_model_config(SCHEMA.preset(name))
-
-
-def _int(value: Any, key: str, minimum: int = 0) -> int:
-    return require_int(value, f"model.{key}", minimum)
 
 
 def _number(value: Any, key: str, low: float, high: float) -> float:
