@@ -145,7 +145,7 @@ def test_text_uses_raw_names_and_template_mean(tiny_model):
 
     assert san_prompts(["sofa, couch"], ["a {}.", "the {}"]) == ["a sofa, couch.", "the sofa, couch"]
     text = tiny_model.text_embeddings(["sofa, couch"])
-    tokens = tiny_model._text.tokenizer(san_prompts(["sofa, couch"], tiny_model.config["prompt_templates"]))
+    tokens = tiny_model.text_encoder.tokenizer(san_prompts(["sofa, couch"], tiny_model.config["prompt_templates"]))
     with torch.no_grad():
         each = F.normalize(encode_text(tiny_model.clip_model, tokens), dim=-1)
     assert torch.allclose(text[0], F.normalize(each.mean(0), dim=-1), atol=1e-6)

@@ -15,27 +15,22 @@ pretrained weights when a trainer starts from them; ``infoclip.weights.load_mode
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from infoclip.adapters.clip_model import OpenCLIPModel
 from infoclip.adapters.contract import CLIP_PART, DenseEmbeddings, EvalProtocol, OVSSModel, TrainOutput
 from infoclip.adapters.inputs import check_class_names, check_images, resize_shortest_edge
-from infoclip.adapters.parameters import (
-    WeightDecayPolicy,
-    build_param_groups,
-    count_parameters,
-    format_parameter_table,
-    parts_rule,
-)
+from infoclip.adapters.parameters import WeightDecayPolicy, count_parameters, format_parameter_table
 from infoclip.adapters.san.classifier import TemplateTextEncoder, classifier_weights
 from infoclip.adapters.san.config import resolve_model_config
 from infoclip.adapters.san.recognition import extract_features, feature_map, recognize
 from infoclip.adapters.san.side_adapter import SideAdapterNetwork
-from infoclip.clip import build_clip, load_clip_weights, normalize_images
+from infoclip.clip import build_clip, normalize_images
+from infoclip.clip.teacher import FrozenCLIPTeacher, frozen_clip
 from infoclip.errors import ConfigError, InputError
 
 #: SAN evaluates the whole image (no sliding window)
@@ -92,7 +87,7 @@ def san_clip_input(images: torch.Tensor, config: Mapping[str, Any]) -> tuple[tor
     return x, clip_view
 
 
-class SAN(OVSSModel):
+class SAN(OpenCLIPModel):
     """SAN: frozen CLIP + side-adapter network + recognition head with attention bias.
 
     Args:
@@ -144,21 +139,14 @@ class SAN(OVSSModel):
             mlp_channels=dec["mlp_channels"],
             mlp_num_layers=dec["mlp_num_layers"],
         )
-        self._text = TemplateTextEncoder(clip_cfg["name"], cfg["prompt_templates"])
+        self.text_encoder = TemplateTextEncoder(clip_cfg["name"], cfg["prompt_templates"])
         self._criterion: nn.Module | None = None
         set_clip_finetuning(self.clip_model, clip_cfg["finetune"], self.feature_layers)
 
     # ------------------------------------------------------------------ housekeeping
-    @property
-    def embed_dim(self) -> int:
-        """D, the width of CLIP's joint embedding (512 for B/16, 768 for L/14)."""
-        return int(self.clip_model.visual.proj.shape[1])
-
-    @property
-    def clip_tag(self) -> str:
-        """``"<open_clip name>:<pretrained>"``, e.g. ``"ViT-B-16-quickgelu:openai"`` (``:random`` for null)."""
-        clip_cfg = self.config["clip"]
-        return f"{clip_cfg['name']}:{clip_cfg['pretrained'] or 'random'}"
+    def clip_settings(self) -> Mapping[str, Any]:
+        """``model.clip`` (architecture ``name``, ``pretrained`` weights)."""
+        return self.config["clip"]
 
     def model_config(self) -> dict[str, Any]:
         """The complete resolved ``model:`` config (stored in weights files; rebuilds this architecture)."""
@@ -168,29 +156,6 @@ class SAN(OVSSModel):
         """Training mode decodes every deep-supervision output; eval only the last. The text tower is frozen
         in every fine-tuning mode, so its cached embeddings stay valid."""
         return super().train(mode)
-
-    def _apply(self, fn, *args, **kwargs):  # noqa: ANN001 - nn.Module's signature
-        self._text.clear()
-        return super()._apply(fn, *args, **kwargs)
-
-    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):  # noqa: ANN001
-        self._text.clear()
-        return super().load_state_dict(state_dict, strict=strict, assign=assign)
-
-    def set_grad_checkpointing(self, enable: bool = True) -> None:
-        """Recompute CLIP block activations in backward (saves memory in training)."""
-        self.clip_model.set_grad_checkpointing(enable)
-
-    def load_pretrained(self, cache_dir: str | None = None) -> Path | None:
-        """Load the pretrained CLIP weights named by ``model.clip.pretrained`` (tag or file); may download.
-
-        Returns the file read, or ``None`` when ``pretrained`` is null (the seeded random init stays).
-        """
-        clip_cfg = self.config["clip"]
-        if not clip_cfg["pretrained"]:
-            return None
-        self._text.clear()
-        return load_clip_weights(self.clip_model, clip_cfg["name"], clip_cfg["pretrained"], cache_dir)
 
     @property
     def prompt_templates(self) -> list[str]:
@@ -207,7 +172,7 @@ class SAN(OVSSModel):
         if not templates or not all(isinstance(t, str) and t.count("{}") == 1 for t in templates):
             raise InputError(f"prompt templates must be strings with {{}} exactly once, got {templates!r}")
         self.config["prompt_templates"] = templates
-        self._text = TemplateTextEncoder(self.config["clip"]["name"], templates)
+        self.text_encoder = TemplateTextEncoder(self.config["clip"]["name"], templates)
 
     def lr_parts(self) -> dict[str, tuple[str, ...]]:
         """The CLIP blocks (the Q/V weights that ``qv_rec`` / ``qv_all`` train) form the ``clip`` part, at
@@ -225,8 +190,7 @@ class SAN(OVSSModel):
         position tables and query embeddings)."""
         given = weight_decay if isinstance(weight_decay, WeightDecayPolicy) else WeightDecayPolicy(float(weight_decay))
         policy = SANDecayPolicy(given.weight_decay, given.norm, given.bias, given.embed)
-        rule_for = parts_rule(self.lr_parts(), float(base_lr), dict(lr_multipliers or {}), self.default_lr_part)
-        return build_param_groups([(self, rule_for)], policy)
+        return super().param_groups(base_lr, policy, lr_multipliers)
 
     def parameter_table(self) -> str:
         """Trainable / frozen parameter counts per part (CLIP towers, side adapter, background row) and the
@@ -236,7 +200,7 @@ class SAN(OVSSModel):
     # ------------------------------------------------------------------ forward passes
     def text_embeddings(self, class_names: Sequence[str]) -> torch.Tensor:
         """(T, D) L2-normalised class embeddings of the frozen text tower (14-template mean), cached."""
-        return self._text(self.clip_model, class_names)
+        return self.text_encoder(self.clip_model, class_names)
 
     def classifier(self, class_names: Sequence[str]) -> torch.Tensor:
         """(T + 1, D) L2-normalised classifier rows, the learnable background row last."""
@@ -381,7 +345,7 @@ def parameter_table(model: SAN) -> str:
     return format_parameter_table(counts, [footer])
 
 
-class SANTeacher(nn.Module):
+class SANTeacher(FrozenCLIPTeacher):
     """InfoCLIP's teacher for SAN: a frozen pretrained CLIP run the way the student's dense tap runs (same
     normalisation, padding and ``scale_factor`` resize, pretrained position table resized bicubic without
     antialias, blocks 0..N-2, dense last block, ``ln_post``, ``proj``), and SAN's text recipe (14 templates,
@@ -389,20 +353,9 @@ class SANTeacher(nn.Module):
     """
 
     def __init__(self, config: Mapping[str, Any], clip_model: nn.Module) -> None:
-        super().__init__()
-        self.config = resolve_model_config(config)
-        self.clip_model = clip_model
-        self.clip_model.requires_grad_(False)
-        self._text = TemplateTextEncoder(self.config["clip"]["name"], self.config["prompt_templates"])
-        super().train(False)
-
-    def train(self, mode: bool = True) -> SANTeacher:
-        """The teacher stays in eval mode whatever is asked."""
-        return super().train(False)
-
-    def _apply(self, fn, *args, **kwargs):  # noqa: ANN001
-        self._text.clear()
-        return super()._apply(fn, *args, **kwargs)
+        config = resolve_model_config(config)
+        super().__init__(clip_model, TemplateTextEncoder(config["clip"]["name"], config["prompt_templates"]))
+        self.config = config
 
     @torch.no_grad()
     def forward(self, images: torch.Tensor, class_names: Sequence[str]) -> DenseEmbeddings:
@@ -414,7 +367,7 @@ class SANTeacher(nn.Module):
         tokens, _ = encode_image_dense(self.clip_model, clip_view)
         patch = self.clip_model.visual.patch_size[0]
         grid = (clip_view.shape[-2] // patch, clip_view.shape[-1] // patch)
-        return DenseEmbeddings(tokens[:, 1:], grid, self._text(self.clip_model, class_names))
+        return DenseEmbeddings(tokens[:, 1:], grid, self.text_encoder(self.clip_model, class_names))
 
 
 def build_model(model_config: Mapping[str, Any] | None) -> SAN:
@@ -427,9 +380,4 @@ def build_teacher(model_config: Mapping[str, Any] | None, student: OVSSModel | N
     on the student's device."""
     cfg = resolve_model_config(model_config)
     clip_cfg = cfg["clip"]
-    clip_model = build_clip(clip_cfg["name"], init_seed=clip_cfg["init_seed"])
-    if clip_cfg["pretrained"]:
-        load_clip_weights(clip_model, clip_cfg["name"], clip_cfg["pretrained"])
-    teacher = SANTeacher(cfg, clip_model)
-    param = next(student.parameters(), None) if student is not None else None
-    return teacher.to(param.device) if param is not None else teacher
+    return SANTeacher(cfg, frozen_clip(clip_cfg["name"], clip_cfg["pretrained"], clip_cfg["init_seed"])).on_device_of(student)
