@@ -173,7 +173,7 @@ class SegmentationResult:
 
     def overlay(self, alpha: float = 0.5) -> Any:
         """The class colours over the image with a legend (class colour, name, share): a ``PIL.Image`` (RGB)."""
-        caption = self.source if self.is_baseline else None
+        caption = baseline_caption(self.source) if self.is_baseline else None
         return draw_overlay(self.image, self.labels, self.classes, alpha=alpha, caption=caption).image
 
     def summary(self) -> dict[str, Any]:
@@ -268,6 +268,15 @@ def _save_npy(path: Path, array: np.ndarray) -> None:
 # the segmenter
 
 BASELINE_PREFIX = "training-free baseline: "
+
+
+def baseline_caption(source: str) -> str:
+    """The overlay footer of a training-free run: the CLIP's name and tag, never a weights file's path (a long
+    path would widen the picture to its own length)."""
+    name, _, tag = source.removeprefix(BASELINE_PREFIX).partition(":")
+    if os.sep in tag or "/" in tag or Path(tag).suffix:
+        return f"{BASELINE_PREFIX}{name} (local weights {Path(tag).name})"
+    return f"{BASELINE_PREFIX}{name}:{tag}" if tag else f"{BASELINE_PREFIX}{name}"
 
 
 class Segmenter:
