@@ -179,3 +179,4 @@ def save_config(config: Mapping[str, Any], path: str | os.PathLike[str]) -> Path
     from infoclip.io_utils import atomic_write_text
 
     return atomic_write_text(Path(path), yaml.safe_dump(dict(config), sort_keys=False))
+

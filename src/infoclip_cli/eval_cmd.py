@@ -230,7 +230,8 @@ def eval_command(
     ] = None,
     split: Annotated[str, typer.Option(help="Dataset split.")] = "val",
     limit: Annotated[Optional[int], typer.Option(min=1, help="Score only the first N images of each dataset.")] = None,
-    protocol: Annotated[str, typer.Option(help="sliding (the published protocol) or whole.")] = "sliding",
+    protocol: Annotated[Optional[str], typer.Option(help="sliding or whole; default: the model's published protocol "
+                                                    "(CAT-Seg: sliding, SAN: whole).", show_default=False)] = None,
     miou_formula: Annotated[
         str, typer.Option("--miou-formula", help="present (mean over classes in the ground truth; CAT-Seg's "
                           "published numbers) or d2-v0.6 (predicted-but-absent classes count as 0).")
@@ -268,7 +269,7 @@ def eval_command(
     from infoclip_cli.segment_cmd import set_pixel_limit
 
     set_pixel_limit(max_pixels)
-    if protocol not in PROTOCOLS:
+    if protocol is not None and protocol not in PROTOCOLS:
         raise InputError(f"--protocol must be one of {', '.join(PROTOCOLS)}, not {protocol!r}")
     if miou_formula not in MIOU_FORMULAS:
         raise InputError(f"--miou-formula must be one of {', '.join(MIOU_FORMULAS)}, not {miou_formula!r}")
@@ -310,6 +311,7 @@ def eval_command(
             results.append(result)
             if output_dir is not None:
                 result.write(output_dir / result.dataset)
+    protocol = results[0].protocol  # the one evaluate resolved (the model's published one by default)
     tables = _single_result_tables(results[0], top) if len(results) == 1 else _multi_result_tables(results, protocol)
     for item in tables:
         out_console.print(item, soft_wrap=isinstance(item, str))

@@ -9,7 +9,7 @@ import re
 from collections.abc import Sequence
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Optional
 
 import typer
 from rich.console import Group
@@ -220,16 +220,23 @@ def segment(
         Precision, typer.Option(help="fp32; bf16 (autocast, CPU or GPU); fp16 (GPU only).")
     ] = Precision.fp32,
     protocol: Annotated[
-        Protocol, typer.Option(help="sliding: the published protocol (overlapping windows + a global view); whole: one view.")
-    ] = Protocol.sliding,
+        Optional[Protocol], typer.Option(help="Default: the model's published protocol (CAT-Seg: sliding, overlapping windows + "
+                                         "a global view; SAN: whole). whole: one view.", show_default=False)
+    ] = None,
     template: Annotated[
         str | None, typer.Option(help="Prompt template with {} for the class name (default: 'A photo of a {} in the scene').")
     ] = None,
     save_probs: Annotated[
         bool, typer.Option("--save-probs", help="Also write <stem>_probs.npy: float32 (classes, height, width) scores, "
-                           "4 bytes per class per pixel (157 MB for 512x512 with 150 classes). CAT-Seg's are "
-                           "per-class sigmoid scores: they do not sum to 1 over the classes.")
+                           "4 bytes per class per pixel (157 MB for 512x512 with 150 classes). CAT-Seg's are per-class "
+                           "sigmoid scores (they do not sum to 1 over the classes); SAN's are its semantic map before the "
+                           "argmax; <stem>.json says which.")
     ] = False,
+    expand_vocab: Annotated[
+        str | None, typer.Option("--expand-vocab", metavar="VOCAB", help="Also score the classes of a shipped vocabulary "
+                                 "(coco: COCO-Stuff-171) that are not in your list; pixels they win are labelled 'other' "
+                                 "(one id after yours). SAN's remedy for false positives with short class lists.")
+    ] = None,
     overlay: Annotated[bool, typer.Option("--overlay/--no-overlay", help="Write <stem>_overlay.png.")] = True,
     alpha: Annotated[float, typer.Option(min=0.0, max=1.0, help="Opacity of the class colours in the overlay.")] = 0.5,
     max_pixels: Annotated[
@@ -256,6 +263,10 @@ def segment(
 
     set_pixel_limit(max_pixels)
     class_names = resolve_classes(classes, vocab)
+    if expand_vocab is not None:
+        from infoclip.segmentation.expansion import added_classes
+
+        added_classes(class_names, expand_vocab)  # an unknown vocabulary or an "other" class fails before the model loads
     check_model_choice(weights, clip)
     if template is not None and template.count("{}") != 1:
         raise InputError(f"--template must contain {{}} exactly once, e.g. 'a photo of a {{}}.', got {template!r}")
@@ -282,13 +293,13 @@ def segment(
                 raise InputError(f"{folder / (stem + suffix)} would overwrite an input image; choose another --output-dir")
 
     try:
-        segmenter = load_segmenter(weights, clip, device, precision.value, protocol.value, template)
+        segmenter = load_segmenter(weights, clip, device, precision.value, protocol.value if protocol else None, template)
     except BaseException:
         if created and not any(folder.iterdir()):
             folder.rmdir()  # leave no trace of a run that never started
         raise
 
-    settings = {"classes": class_names, "weights": segmenter.source, "protocol": protocol.value, "template": segmenter.template}
+    settings = {"classes": class_names, "weights": segmenter.source, "protocol": segmenter.protocol, "template": segmenter.template}
     writes = {kind for kind, on in (("overlay", overlay), ("probs", save_probs)) if on}
     mixed = mixing_outputs(folder, dict(zip(stems, map(str, paths))), settings, writes)
     if mixed:
@@ -297,7 +308,7 @@ def segment(
             "mix both runs: use a new --output-dir to keep them apart",
             markup=False, highlight=False, soft_wrap=True,
         )  # fmt: skip
-    colours = palette(len(class_names))
+    colours = palette(len(class_names) + (1 if expand_vocab else 0))
     failures: list[str] = []
     failures.extend(problems)
     progress = _progress(len(paths))
@@ -305,7 +316,7 @@ def segment(
         task = progress.add_task("segmenting", total=len(paths))
         for path, stem in zip(paths, stems):
             try:
-                result = segmenter.predict(path, class_names)
+                result = segmenter.predict(path, class_names, expand_vocabulary=expand_vocab)
                 if save_probs:
                     _announce_probs(progress.console, result.probs.nbytes, folder / f"{stem}_probs.npy")
                 result.save(folder, stem=stem, save_probs=save_probs, overlay=overlay, alpha=alpha)
@@ -355,7 +366,7 @@ def check_model_choice(weights: str | None, clip: str | None) -> None:
 
 
 def load_segmenter(
-    weights: str | None, clip: str | None, device: str, precision: str = "fp32", protocol: str = "sliding",
+    weights: str | None, clip: str | None, device: str, precision: str = "fp32", protocol: str | None = None,
     template: str | None = None,
 ):  # noqa: ANN201 - a Segmenter (imported lazily)
     """The ``Segmenter`` of --clip, or of --weights (default: the announced default model), with its notes."""

@@ -30,12 +30,12 @@ _CHOICES: dict[str, tuple[Any, ...]] = {
     "infoclip.residual": ("ln_dot", "cosine"),
     "infoclip.teacher_precision": ("auto", "fp32", "bf16", "fp16"),
     "data.val_protocol": ("sliding", "whole"),
-    "solver.schedule": ("cosine", "constant"),
+    "solver.schedule": ("cosine", "poly", "constant"),
     "train.device": ("auto", "cpu", "cuda"),
     "train.amp": ("none", "bf16", "fp16"),
 }
 _POSITIVE_INTS = (
-    "data.min_size", "data.max_size", "data.crop_size", "data.size_divisibility", "solver.iterations",
+    "data.max_size", "data.crop_size", "data.size_divisibility", "solver.iterations",
     "solver.batch_size", "train.grad_accumulation", "train.checkpoint_period", "train.log_period",
 )  # fmt: skip
 _NON_NEGATIVE_INTS = ("data.num_workers", "solver.warmup_iterations", "train.eval_period", "train.seed")
@@ -174,7 +174,11 @@ def validate_run_config(config: Mapping[str, Any]) -> None:
             fail(key, "a dataset name, folder or split name")
     if get(config, "data.val") is not None and not isinstance(get(config, "data.val"), str):
         fail("data.val", "a dataset name or folder, or null")
-    if get(config, "data.max_size") < get(config, "data.min_size"):
+    sizes = get(config, "data.min_size")
+    sizes = list(sizes) if isinstance(sizes, (list, tuple)) else [sizes]
+    if not sizes or not all(_is_int(v) and v > 0 for v in sizes):
+        fail("data.min_size", "a positive integer or a non-empty list of them (one drawn per image)")
+    if get(config, "data.max_size") < max(sizes):
         fail("data.max_size", f"at least data.min_size ({get(config, 'data.min_size')})")
     if get(config, "solver.warmup_iterations") > get(config, "solver.iterations"):
         fail("solver.warmup_iterations", "at most solver.iterations")
