@@ -2,7 +2,7 @@
 
 ``DemoPage`` wraps one ``Segmenter`` (the model is loaded once, by whoever builds the page) and answers requests:
 
-    >>> page = DemoPage(Segmenter.from_pretrained("catseg_b16.safetensors"))          # doctest: +SKIP
+    >>> page = DemoPage(Segmenter.from_pretrained("catseg-b16"))                      # doctest: +SKIP
     >>> answer = page.run("cat.jpg", "cat, sofa\\nfloor", vocabulary="none")            # doctest: +SKIP
     >>> [(row.name, row.colour, round(row.share, 2)) for row in answer.legend]         # doctest: +SKIP
     [('sofa', '#3cb44b', 0.51), ('cat', '#e6194b', 0.32), ('floor', '#ffe119', 0.17)]
@@ -38,7 +38,7 @@ from infoclip.errors import InputError
 from infoclip.segmentation.classes import display_name, load_vocabulary, shipped_vocabularies, validate_class_names
 from infoclip.segmentation.images import image_name, load_image
 from infoclip.segmentation.overlay import palette
-from infoclip.segmentation.segmenter import Segmenter, SegmentationResult, check_precision
+from infoclip.segmentation.segmenter import BASELINE_PREFIX, PRECISIONS, Segmenter, SegmentationResult, check_precision
 
 #: images with more pixels are scaled down (aspect kept) before segmentation: 1024 x 1024
 MAX_SEGMENT_PIXELS = 1 << 20
@@ -305,9 +305,8 @@ class DemoPage:
 
     def precisions(self) -> list[str]:
         """The precisions this page's device can run (fp16 only on a GPU)."""
-        names = ["fp32", "bf16", "fp16"]
         usable = []
-        for name in names:
+        for name in PRECISIONS:
             try:
                 check_precision(name, self.segmenter.device)
             except InputError:
@@ -317,7 +316,7 @@ class DemoPage:
 
     def describe(self) -> str:
         """One line: what model runs where."""
-        kind = "training-free CLIP baseline" if self.segmenter.source.startswith("training-free") else "model"
+        kind = "training-free CLIP baseline" if self.segmenter.source.startswith(BASELINE_PREFIX) else "model"
         return f"{self.segmenter.source} ({kind}) on {self.segmenter.device}"
 
     def run(
@@ -363,7 +362,8 @@ class DemoPage:
         result.name = stem
         result.extra["image_path"] = shown_name
         report(0.85, "drawing")
-        folder = self._new_request_folder()
+        with self._lock:
+            folder = self._new_request_folder()
         files = result.save(folder, stem=stem, save_probs=options.save_probs, overlay=True, alpha=options.alpha)
         colours = palette(len(names))
         legend, table = self._rows(result, colours)
