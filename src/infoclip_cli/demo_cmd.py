@@ -7,8 +7,14 @@ from typing import Annotated
 
 import typer
 
-from infoclip_cli.app import err_console
+from infoclip_cli.app import err_console, examples
 from infoclip_cli.segment_cmd import ClipOption, WeightsOption
+
+EXAMPLES = examples(
+    "infoclip demo   # the default model, catseg-b16",
+    "infoclip demo --weights catseg-l14 --device cuda",
+    "infoclip demo --clip ViT-B-16:openai --port 8080",
+)
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
@@ -32,14 +38,6 @@ def demo(
     (share, mean score) and offers the label map PNG and the JSON that `infoclip segment` writes. Images above
     1,048,576 pixels are scaled down before segmentation. Every action is also an API endpoint for gradio_client
     (`/segment`, `/highlight`; see "Use via API" at the bottom of the page). No share link, no telemetry.
-
-    Examples:
-
-      infoclip demo                       (the default model, catseg-b16)
-
-      infoclip demo --weights catseg-l14 --device cuda
-
-      infoclip demo --clip ViT-B-16:openai --port 8080
     """
     from infoclip.errors import MissingDependencyError
 
@@ -66,4 +64,4 @@ def demo(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("demo")(demo)
+    app.command("demo", epilog=EXAMPLES)(demo)

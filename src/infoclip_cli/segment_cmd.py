@@ -9,14 +9,21 @@ import re
 from collections.abc import Sequence
 from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, Optional
 
 import typer
 from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from infoclip_cli.app import err_console, note, out_console
+from infoclip_cli.app import err_console, examples, note, out_console
+
+EXAMPLES = examples(
+    'infoclip segment photo.jpg --classes "cat,sofa,floor"   # model: catseg-b16',
+    "infoclip segment photos/ --vocab ade150 --weights catseg-l14 \\\n    -o out/ --save-probs",
+    'infoclip segment photo.jpg -c "cat,sofa" \\\n    --weights model_base.pth   # an official checkpoint, converted once',
+    "infoclip segment photo.jpg --classes @names.txt --clip ViT-B-16:openai",
+)
 
 _GLOB_CHARS = set("*?[")
 _TABLE_ROWS = 10
@@ -213,14 +220,23 @@ def segment(
         Precision, typer.Option(help="fp32; bf16 (autocast, CPU or GPU); fp16 (GPU only).")
     ] = Precision.fp32,
     protocol: Annotated[
-        Protocol, typer.Option(help="sliding: the published protocol (overlapping windows + a global view); whole: one view.")
-    ] = Protocol.sliding,
+        Optional[Protocol], typer.Option(help="Default: the model's published protocol (CAT-Seg: sliding, overlapping windows + "
+                                         "a global view; SAN: whole). whole: one view.", show_default=False)
+    ] = None,
     template: Annotated[
         str | None, typer.Option(help="Prompt template with {} for the class name (default: 'A photo of a {} in the scene').")
     ] = None,
     save_probs: Annotated[
-        bool, typer.Option("--save-probs", help="Also write <stem>_probs.npy: float32 (classes, height, width) probabilities.")
+        bool, typer.Option("--save-probs", help="Also write <stem>_probs.npy: float32 (classes, height, width) scores, "
+                           "4 bytes per class per pixel (157 MB for 512x512 with 150 classes). CAT-Seg's are per-class "
+                           "sigmoid scores (they do not sum to 1 over the classes); SAN's are its semantic map before the "
+                           "argmax; <stem>.json says which.")
     ] = False,
+    expand_vocab: Annotated[
+        str | None, typer.Option("--expand-vocab", metavar="VOCAB", help="Also score the classes of a shipped vocabulary "
+                                 "(coco: COCO-Stuff-171) that are not in your list; pixels they win are labelled 'other' "
+                                 "(one id after yours). SAN's remedy for false positives with short class lists.")
+    ] = None,
     overlay: Annotated[bool, typer.Option("--overlay/--no-overlay", help="Write <stem>_overlay.png.")] = True,
     alpha: Annotated[float, typer.Option(min=0.0, max=1.0, help="Opacity of the class colours in the overlay.")] = 0.5,
     max_pixels: Annotated[
@@ -240,16 +256,6 @@ def segment(
     one table per image. An image that cannot be read, is larger than --max-pixels or does not fit in memory is
     reported by name and skipped while the others run; the exit code is then 1. A warning says when the output
     folder already holds outputs of another run that would mix with this one's.
-
-    Examples:
-
-      infoclip segment photo.jpg --classes "cat,sofa,floor"        (the default model, catseg-b16)
-
-      infoclip segment photos/ --vocab ade150 --weights catseg-l14 -o out/ --save-probs
-
-      infoclip segment photo.jpg -c "cat,sofa" --weights model_base.pth   (official checkpoint, converted once)
-
-      infoclip segment photo.jpg --classes @names.txt --clip ViT-B-16:openai
     """
     # Everything that can be checked without torch is checked first: a usage error answers at once.
     from infoclip.errors import InputError
@@ -257,6 +263,10 @@ def segment(
 
     set_pixel_limit(max_pixels)
     class_names = resolve_classes(classes, vocab)
+    if expand_vocab is not None:
+        from infoclip.segmentation.expansion import added_classes
+
+        added_classes(class_names, expand_vocab)  # an unknown vocabulary or an "other" class fails before the model loads
     check_model_choice(weights, clip)
     if template is not None and template.count("{}") != 1:
         raise InputError(f"--template must contain {{}} exactly once, e.g. 'a photo of a {{}}.', got {template!r}")
@@ -283,13 +293,13 @@ def segment(
                 raise InputError(f"{folder / (stem + suffix)} would overwrite an input image; choose another --output-dir")
 
     try:
-        segmenter = load_segmenter(weights, clip, device, precision.value, protocol.value, template)
+        segmenter = load_segmenter(weights, clip, device, precision.value, protocol.value if protocol else None, template)
     except BaseException:
         if created and not any(folder.iterdir()):
             folder.rmdir()  # leave no trace of a run that never started
         raise
 
-    settings = {"classes": class_names, "weights": segmenter.source, "protocol": protocol.value, "template": segmenter.template}
+    settings = {"classes": class_names, "weights": segmenter.source, "protocol": segmenter.protocol, "template": segmenter.template}
     writes = {kind for kind, on in (("overlay", overlay), ("probs", save_probs)) if on}
     mixed = mixing_outputs(folder, dict(zip(stems, map(str, paths))), settings, writes)
     if mixed:
@@ -298,7 +308,7 @@ def segment(
             "mix both runs: use a new --output-dir to keep them apart",
             markup=False, highlight=False, soft_wrap=True,
         )  # fmt: skip
-    colours = palette(len(class_names))
+    colours = palette(len(class_names) + (1 if expand_vocab else 0))
     failures: list[str] = []
     failures.extend(problems)
     progress = _progress(len(paths))
@@ -306,7 +316,9 @@ def segment(
         task = progress.add_task("segmenting", total=len(paths))
         for path, stem in zip(paths, stems):
             try:
-                result = segmenter.predict(path, class_names)
+                result = segmenter.predict(path, class_names, expand_vocabulary=expand_vocab)
+                if save_probs:
+                    _announce_probs(progress.console, result.probs.nbytes, folder / f"{stem}_probs.npy")
                 result.save(folder, stem=stem, save_probs=save_probs, overlay=overlay, alpha=alpha)
             except InputError as exc:
                 failures.append(str(exc).splitlines()[0] + _max_pixels_hint(exc))
@@ -327,6 +339,16 @@ def segment(
         raise typer.Exit(code=1)
 
 
+#: --save-probs files at least this large are announced before they are written
+LARGE_PROBS_BYTES = 10_000_000
+
+
+def _announce_probs(console: Any, size: int, path: Path) -> None:
+    if size >= LARGE_PROBS_BYTES:
+        console.print(f"note: writing {size / 1e6:.0f} MB of per-class scores to {path}", markup=False,
+                      highlight=False, soft_wrap=True)  # fmt: skip
+
+
 def check_model_choice(weights: str | None, clip: str | None) -> None:
     """--weights or --clip, not both; --clip as MODEL:TAG (the commands that run a model share these rules)."""
     from infoclip.errors import InputError
@@ -344,7 +366,7 @@ def check_model_choice(weights: str | None, clip: str | None) -> None:
 
 
 def load_segmenter(
-    weights: str | None, clip: str | None, device: str, precision: str = "fp32", protocol: str = "sliding",
+    weights: str | None, clip: str | None, device: str, precision: str = "fp32", protocol: str | None = None,
     template: str | None = None,
 ):  # noqa: ANN201 - a Segmenter (imported lazily)
     """The ``Segmenter`` of --clip, or of --weights (default: the announced default model), with its notes."""
@@ -425,4 +447,4 @@ def _progress(total: int):  # noqa: ANN202
 
 
 def register(app: typer.Typer) -> None:
-    app.command("segment")(segment)
+    app.command("segment", epilog=EXAMPLES)(segment)

@@ -105,7 +105,7 @@ def test_train_eval_switch_pooling_and_text_cache(tiny_model, images):
     model.predict(torch.zeros(3, 32, 32), CLASSES, protocol="whole")
     assert model.encode_classes(CLASSES) is cached
     model.train()
-    assert not model._text.cache  # entering training drops the cache
+    assert not model.text_encoder.cache  # entering training drops the cache
 
 
 def test_text_cache_is_kept_per_autocast_dtype(tiny_model):

@@ -330,3 +330,20 @@ def test_unwritable_caches_are_one_line(hub, caches, monkeypatch, tmp_path):
     monkeypatch.setenv("INFOCLIP_CACHE", str(blocker / "infoclip"))
     with pytest.raises(CheckpointError, match=r"cannot write the converted weights of catseg-b16 .*INFOCLIP_CACHE"):
         resolve_weights("catseg-b16")
+
+
+def test_a_local_checkpoint_is_converted_by_the_adapter_that_recognises_it(caches, tmp_path):
+    """No adapter is named for a local file: every installed importer is tried (here FC-CLIP's accepts it)."""
+    import torch
+
+    from infoclip.adapters import adapters
+    from infoclip.weights import read_weights
+
+    if "fcclip" not in adapters():
+        pytest.skip("the FC-CLIP adapter is not installed")
+    from tests.fcclip.conftest import official_shapes, seeded_state
+
+    source = tmp_path / "fcclip_cocopan.pth"
+    torch.save({"model": seeded_state(official_shapes("fcclip-tiny"), 0)}, source)
+    resolved = resolve_weights(source)
+    assert resolved.converted and read_weights(resolved.path)[1].adapter == "fcclip"
