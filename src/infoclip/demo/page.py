@@ -64,6 +64,8 @@ class PageOptions:
         template: prompt template with ``{}`` once; ``""`` keeps the model's own.
         alpha: opacity of the class colours, in [0, 1].
         save_probs: also write the (T, H, W) float32 probabilities as ``<stem>_probs.npy``.
+        expand_vocabulary: ``""`` (off) or a shipped vocabulary whose other classes also compete; pixels they win
+            are labelled "other" (``infoclip segment --expand-vocab``).
     """
 
     protocol: str = "sliding"
@@ -71,6 +73,7 @@ class PageOptions:
     template: str = ""
     alpha: float = 0.5
     save_probs: bool = False
+    expand_vocabulary: str = ""
 
 
 @dataclass(frozen=True)
@@ -358,18 +361,19 @@ class DemoPage:
         report(0.15, f"segmenting {len(names)} classes")
         with self._lock:
             self._apply_template(options.template)
-            result = segmenter.predict(array, names, protocol=options.protocol)
+            expand = options.expand_vocabulary if options.expand_vocabulary not in ("", NO_VOCABULARY) else None
+            result = segmenter.predict(array, names, protocol=options.protocol, expand_vocabulary=expand)
         result.name = stem
         result.extra["image_path"] = shown_name
         report(0.85, "drawing")
         with self._lock:
             folder = self._new_request_folder()
         files = result.save(folder, stem=stem, save_probs=options.save_probs, overlay=True, alpha=options.alpha)
-        colours = palette(len(names))
+        colours = palette(len(result.classes))  # one more ("other") with vocabulary expansion
         legend, table = self._rows(result, colours)
         display_image, display_labels = fit_side(result.image, result.labels, self.display_max_side)
         report(1.0, "done")
-        display = Display(display_image, display_labels, list(names), legend, table, colours, float(options.alpha))
+        display = Display(display_image, display_labels, list(result.classes), legend, table, colours, float(options.alpha))
         return PageAnswer(result, display, files, original, self._message(result, original, shown_name))
 
     def close(self) -> None:
