@@ -8,9 +8,12 @@ An infoclip weights file is a safetensors file whose metadata (all strings, as s
 * ``config``: JSON of the architecture config (the ``model`` section of a run config);
 * ``clip_tag``: the CLIP architecture and pretrained tag it started from, e.g. ``"ViT-B-16-quickgelu:openai"``;
 * ``classes``: JSON list of the training vocabulary (may be empty);
-* ``source``: where the weights came from (``"infoclip export"``, ``"infoclip convert catseg"``, ...).
+* ``source``: where the weights came from (``"infoclip export"``, ``"infoclip convert catseg"``, ...);
+* ``extra``: JSON of free-form metadata given to ``infoclip.models.save_model`` (may be absent).
 
-Checkpoints from elsewhere are read with ``torch.load(..., weights_only=True)`` only.
+This module is the file format; ``infoclip.models`` (``save_model``, ``load_model``) is the one place that
+writes and reads weights files for a model. Checkpoints from elsewhere are read with
+``torch.load(..., weights_only=True)`` only.
 """
 
 from __future__ import annotations
@@ -40,11 +43,12 @@ class WeightsMeta:
     classes: list[str] = field(default_factory=list)
     source: str = ""
     infoclip_version: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
 
     def to_strings(self) -> dict[str, str]:
-        from infoclip import __version__
+        from infoclip._version import __version__
 
-        return {
+        strings = {
             "format": FORMAT,
             "infoclip_version": self.infoclip_version or __version__,
             "adapter": self.adapter,
@@ -53,6 +57,9 @@ class WeightsMeta:
             "classes": json.dumps(list(self.classes)),
             "source": self.source,
         }
+        if self.extra:
+            strings["extra"] = json.dumps(self.extra, sort_keys=True)
+        return strings
 
     @classmethod
     def from_strings(cls, meta: Mapping[str, str], path: Path) -> WeightsMeta:
@@ -69,6 +76,7 @@ class WeightsMeta:
                 classes=json.loads(meta.get("classes", "[]")),
                 source=meta.get("source", ""),
                 infoclip_version=meta.get("infoclip_version", ""),
+                extra=json.loads(meta.get("extra", "{}")),
             )
         except (KeyError, json.JSONDecodeError) as exc:
             raise CheckpointError(f"{path} has damaged infoclip metadata ({exc}); export or convert it again") from exc
@@ -124,17 +132,6 @@ def load_state_strict(model: torch.nn.Module, state: Mapping[str, torch.Tensor],
                 parts.append(f"{label}: {', '.join(keys[:3])}{more}")
         raise CheckpointError(f"{path} does not fit this model: {'; '.join(parts)}")
     model.load_state_dict(state, strict=True)
-
-
-def load_model(path: str | os.PathLike[str], device: str | torch.device = "cpu") -> tuple[torch.nn.Module, WeightsMeta]:
-    """Build the adapter's model described by a weights file and load its weights strictly (eval mode)."""
-    from infoclip.adapters import get_adapter
-
-    state, meta = read_weights(path)
-    adapter = get_adapter(meta.adapter)
-    model = adapter.build_model(meta.config)
-    load_state_strict(model, state, path)
-    return model.to(device).eval(), meta
 
 
 def torch_load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> Any:

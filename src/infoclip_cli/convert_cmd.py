@@ -4,67 +4,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
 from infoclip_cli.app import err_console
-
-
-def convert_checkpoint(
-    adapter_name: str, source: Path, output: Path, importer: str | None = None, force: bool = False
-) -> tuple[Path, dict[str, Any]]:
-    """Run an adapter's checkpoint importer and write the result as an infoclip weights file (atomically).
-
-    The imported state is checked against the adapter's model for that config (built on the meta device, so
-    nothing is allocated) before anything is written: every key present, none extra, every shape right.
-
-    Returns:
-        ``(output, summary)``; the summary holds the adapter, importer, CLIP tag, tensor and parameter counts.
-
-    Raises:
-        InputError: the output exists (without ``force``), is the source, or is not ``*.safetensors``.
-        AdapterError: unknown adapter, or it has no (such) importer.
-        CheckpointError: the importer refused the source, or its result does not fit the model.
-    """
-    import torch
-
-    from infoclip.adapters import get_adapter
-    from infoclip.errors import AdapterError, CheckpointError, InputError
-    from infoclip.weights import WeightsMeta, save_weights
-
-    if output.suffix != ".safetensors":
-        raise InputError(f"{output}: infoclip weights are safetensors; name the output *.safetensors")
-    if output.exists() and output.resolve() == source.resolve():
-        raise InputError(f"{output} is the source checkpoint; write the weights to another file")
-    if output.exists() and not force:
-        raise InputError(f"{output} exists; pass --force to overwrite it")
-    adapter = get_adapter(adapter_name)
-    if not adapter.importers:
-        raise AdapterError(f"adapter {adapter.name!r} has no checkpoint importer")
-    if importer is None:
-        if len(adapter.importers) > 1:
-            raise AdapterError(f"adapter {adapter.name!r} has several importers ({', '.join(sorted(adapter.importers))}); choose one with --importer")
-        importer = next(iter(adapter.importers))
-    if importer not in adapter.importers:
-        raise AdapterError(f"adapter {adapter.name!r} has no importer {importer!r}; importers: {', '.join(sorted(adapter.importers))}")
-    state, config = adapter.importers[importer](source)
-    with torch.device("meta"):
-        model = adapter.build_model(config)
-    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-    misfits = sorted(set(expected) ^ set(state)) + sorted(k for k in expected if k in state and tuple(state[k].shape) != expected[k])
-    if misfits:
-        raise CheckpointError(f"the {importer} importer of {adapter.name} produced weights that do not fit its model: {', '.join(misfits[:3])}")
-    meta = WeightsMeta(adapter=adapter.name, config=model.model_config(), clip_tag=model.clip_tag, source=f"infoclip convert {adapter.name} {source.name}")
-    save_weights(output, state, meta)
-    return output, {
-        "adapter": adapter.name,
-        "importer": importer,
-        "source": str(source),
-        "clip_tag": meta.clip_tag,
-        "tensors": len(state),
-        "parameters": int(sum(v.numel() for v in state.values())),
-    }
 
 
 def convert_command(
@@ -81,6 +25,8 @@ def convert_command(
     refused with the keys that do not fit. The output path is printed on stdout, a summary on stderr.
     """
     err_console.print(f"converting {source} ({adapter}) ...", markup=False, highlight=False, soft_wrap=True)
+    from infoclip.models import convert_checkpoint
+
     path, summary = convert_checkpoint(adapter, source, output, importer=importer, force=force)
     if as_json:
         typer.echo(json.dumps({"output": str(path), **summary}, indent=2))

@@ -217,7 +217,7 @@ def eval_command(
     from infoclip.errors import InputError
     from infoclip.evaluation import MIOU_FORMULAS, PROTOCOLS, evaluate
     from infoclip.io_utils import atomic_write_text
-    from infoclip.weights import load_model
+    from infoclip.models import load_model
 
     if protocol not in PROTOCOLS:
         raise InputError(f"--protocol must be one of {', '.join(PROTOCOLS)}, not {protocol!r}")

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from infoclip.adapters import DenseEmbeddings, TrainOutput, adapters, get_adapter, get_plugin_manager, plugin_info
-from infoclip.adapters import hookspecs
+from infoclip import hookspecs
 from infoclip.errors import AdapterError
 
 

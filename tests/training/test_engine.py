@@ -118,7 +118,8 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, tiny
 def test_baseline_export_and_eval_round_trip(reference_run, tmp_path, tiny_dataset):
     from infoclip.data import get_dataset
     from infoclip.evaluation import evaluate
-    from infoclip.weights import load_model, read_weights
+    from infoclip.models import load_model
+    from infoclip.weights import read_weights
 
     # the plain CAT-Seg baseline trains with one override
     run = tmp_path / "baseline"

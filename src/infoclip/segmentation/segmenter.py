@@ -178,7 +178,7 @@ class SegmentationResult:
 
     def summary(self) -> dict[str, Any]:
         """A JSON-ready description: classes, pixel shares, what produced it, protocol, image size, version."""
-        from infoclip import __version__
+        from infoclip._version import __version__
 
         height, width = self.labels.shape
         shares = self.shares
@@ -322,7 +322,7 @@ class Segmenter:
         Raises:
             CheckpointError: the file is missing, damaged or does not fit its declared architecture.
         """
-        from infoclip.weights import load_model
+        from infoclip.models import load_model
 
         resolved = _checked_device(device, precision)  # before loading: a wrong flag fails fast
         model, meta = load_model(path, resolved)

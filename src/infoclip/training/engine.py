@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from infoclip.adapters.contract import CLIP_PART, OVSSModel
+from infoclip.adapters.contract import CLIP_PART
 from infoclip.config import apply_overrides, load_config, save_config
 from infoclip.errors import AdapterError, ConfigError, DatasetError, TrainingError
 from infoclip.training import checkpoint as ckpt
@@ -329,6 +329,7 @@ class Trainer:
 
     def _build_model(self) -> None:
         from infoclip.adapters import get_adapter
+        from infoclip.models import build_model
 
         cfg = self.config
         self.adapter = get_adapter(cfg["adapter"])
@@ -336,9 +337,7 @@ class Trainer:
         seed = int(cfg["train"]["seed"])
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)  # every rank builds the same initial weights
-            model = self.adapter.build_model(self.model_config)
-            if not isinstance(model, OVSSModel):
-                raise AdapterError(f"adapter {cfg['adapter']} built a {type(model).__name__}, not an OVSSModel")
+            model = build_model(self.adapter, self.model_config)
             model.load_pretrained()
             info = cfg["infoclip"]
             self.teacher: FrozenTeacher | None = None

@@ -6,7 +6,7 @@ Module names mirror the official meta-architecture so that official checkpoints 
 With ``lpam_feeds_decoder`` the model also owns the shared LPAM as ``lpam``.
 
 Building never downloads: CLIP starts from a seeded random init and ``load_pretrained()`` loads the
-pretrained weights when a trainer starts from them; ``infoclip.weights.load_model`` replaces all weights.
+pretrained weights when a trainer starts from them; ``infoclip.models.load_model`` replaces all weights.
 """
 
 from __future__ import annotations
@@ -25,11 +25,11 @@ from infoclip.adapters.catseg.aggregator import Aggregator
 from infoclip.adapters.catseg.config import resolve_model_config
 from infoclip.adapters.contract import CLIP_PART, DenseEmbeddings, EvalProtocol, OVSSModel, TrainOutput
 from infoclip.adapters.parameters import count_parameters, format_parameter_table
+from infoclip.data.spec import IGNORE_INDEX
 from infoclip.clip import build_clip, class_prompts, encode_image_dense, encode_text, get_tokenizer, load_clip_weights
 from infoclip.clip import normalize_images
 from infoclip.errors import AdapterError, ConfigError, InputError
 
-IGNORE_INDEX = -1  # infoclip.data.IGNORE_INDEX, repeated to keep the model importable without the data package
 _TEXT_CACHE_SIZE = 8
 CATSEG_PROTOCOLS = (
     EvalProtocol(
