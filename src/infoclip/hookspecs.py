@@ -34,3 +34,17 @@ def infoclip_register_datasets() -> list:  # list[infoclip.data.DatasetSpec]
 
     :return: a list of ``infoclip.data.DatasetSpec`` (may be empty).
     """
+
+
+@hookspec
+def infoclip_register_weights() -> list:  # list[infoclip.named_weights.NamedWeights]
+    """Contribute named weights: what ``--weights NAME`` downloads from the Hugging Face Hub.
+
+    Called once per use of the weights registry. Each ``NamedWeights`` names a file in a Hub repository
+    (model, Space or dataset repository; branch, tag or commit), its format (``official``: converted by the
+    named adapter's importer on first use, the result cached; ``infoclip``: a weights file used as is), the
+    adapter that builds the model, and what ``infoclip weights list`` shows (summary, size, license,
+    published mIoU). A name whose adapter is not installed is listed but refused when used.
+
+    :return: a list of ``infoclip.named_weights.NamedWeights`` (may be empty).
+    """

@@ -11,7 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from infoclip_cli.app import err_console, out_console, typer_factory
-from infoclip_cli.eval_cmd import stderr_progress
+from infoclip_cli.progress import stderr_progress
 
 data_app = typer_factory("Find, check and prepare datasets (root: $INFOCLIP_DATASETS, $DETECTRON2_DATASETS or ./datasets).")
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import glob
+import json
+import re
 from collections.abc import Sequence
 from enum import Enum
 from pathlib import Path
@@ -13,21 +16,16 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from infoclip_cli.app import err_console, out_console
+from infoclip_cli.options import Classes, Device
+from infoclip.runtime import DEFAULT_PRECISION, PRECISIONS, check_device_word
+from infoclip_cli.app import err_console, note, out_console
 
 _GLOB_CHARS = set("*?[")
 _TABLE_ROWS = 10
 
 
-class Precision(str, Enum):
-    fp32 = "fp32"
-    bf16 = "bf16"
-    fp16 = "fp16"
-
-
-class Protocol(str, Enum):
-    sliding = "sliding"
-    whole = "whole"
+#: ``--precision`` choices, the words of ``infoclip.runtime.PRECISIONS``
+Precision = Enum("Precision", {word: word for word in PRECISIONS}, type=str)
 
 
 def collect_images(inputs: Sequence[str]) -> tuple[list[Path], list[str]]:
@@ -43,7 +41,11 @@ def collect_images(inputs: Sequence[str]) -> tuple[list[Path], list[str]]:
     seen: set[Path] = set()
 
     def add(path: Path) -> None:
-        key = path.resolve()
+        try:
+            key = path.resolve()
+        except (RuntimeError, OSError) as exc:  # a symbolic-link loop (RuntimeError before Python 3.13)
+            problems.append(f"{path}: cannot follow this path ({_why_unresolvable(exc)})")
+            return
         if key not in seen:
             seen.add(key)
             paths.append(path)
@@ -56,8 +58,10 @@ def collect_images(inputs: Sequence[str]) -> tuple[list[Path], list[str]]:
                 problems.append(f"{path}: folder holds no images ({', '.join(sorted(IMAGE_EXTENSIONS))})")
             for p in found:
                 add(p)
-        elif path.exists() or not (_GLOB_CHARS & set(item)):
-            add(path)  # a missing file is reported by name when it is read, with the other images still run
+        elif path.exists() or path.is_symlink():  # a dangling or looping link is reported by add()/the reader
+            add(path)
+        elif not (_GLOB_CHARS & set(item)):
+            problems.append(f"{path}: image not found")  # reported at once; the other images still run
         else:
             matches = sorted(Path(p) for p in glob.glob(str(path), recursive=True))
             files = [p for p in matches if p.is_file()]
@@ -66,6 +70,63 @@ def collect_images(inputs: Sequence[str]) -> tuple[list[Path], list[str]]:
             for p in files:
                 add(p)
     return paths, problems
+
+
+def _why_unresolvable(exc: BaseException) -> str:
+    if isinstance(exc, RuntimeError) or getattr(exc, "errno", None) == errno.ELOOP:
+        return "symbolic link loop"
+    return getattr(exc, "strerror", None) or str(exc)
+
+
+#: what each ``save`` option writes besides the label map and the summary (SegmentationResult.save's kinds)
+_OPTIONAL_OUTPUTS = ("overlay", "probs")
+
+
+def mixing_outputs(folder: Path, planned: dict[str, Path], settings: dict[str, object], writes: set[str]) -> list[str]:
+    """What an earlier ``segment`` run left in ``folder`` that this run would leave mixed with its own outputs.
+
+    Args:
+        folder: the output folder.
+        planned: output stem -> image path of this run.
+        settings: summary fields that must agree (classes, weights, protocol, template).
+        writes: the optional output kinds this run writes (``"overlay"``, ``"probs"``).
+
+    Returns:
+        One short description per kind of mix (empty when nothing would mix).
+    """
+    others, different, stale = [], [], []
+    for summary in sorted(folder.glob("*.json")):
+        try:
+            data = json.loads(summary.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError):
+            continue
+        if not isinstance(data, dict) or not isinstance(data.get("outputs"), dict) or "classes" not in data:
+            continue  # not a segment summary
+        stem = summary.stem
+        if stem not in planned:
+            others.append(stem)
+            continue
+        if data.get("image") != str(planned[stem]):
+            different.append(f"{stem} (another image)")
+            continue
+        changed = [key for key, value in settings.items() if data.get(key) != value]
+        if changed:
+            different.append(f"{stem} ({', '.join(changed)})")
+        stale.extend(
+            name for kind, name in data["outputs"].items() if kind in _OPTIONAL_OUTPUTS and kind not in writes
+        )
+
+    def some(items: list[str]) -> str:
+        return ", ".join(items[:3]) + (f" (+{len(items) - 3} more)" if len(items) > 3 else "")
+
+    lines = []
+    if others:
+        lines.append(f"outputs of {len(others)} other image(s): {some(others)}")
+    if different:
+        lines.append(f"outputs made with other settings that this run replaces: {some(different)}")
+    if stale:
+        lines.append(f"files of an earlier run this run does not rewrite: {some(stale)}")
+    return lines
 
 
 def output_stems(paths: Sequence[Path]) -> list[str]:
@@ -111,18 +172,17 @@ def segment(
     images: Annotated[
         list[str], typer.Argument(help="Image files, folders (their images) or glob patterns such as 'photos/*.jpg'.")
     ],
-    classes: Annotated[
-        str | None,
-        typer.Option(
-            "--classes", "-c",
-            help="Class names: 'cat,sofa,floor', or @names.txt (one per line) / @names.json (a JSON list).",
-        ),
-    ] = None,
+    classes: Classes = None,
     vocab: Annotated[
         str | None, typer.Option(help="A shipped vocabulary instead of --classes: ade150, ade847, coco, pc59, pc459, voc20, voc20b.")
     ] = None,
     weights: Annotated[
-        Path | None, typer.Option("--weights", "-w", help="Segmentation weights (.safetensors from `infoclip export` or `infoclip convert`).")
+        str | None,
+        typer.Option(
+            "--weights", "-w",
+            help="Segmentation weights: a name (`infoclip weights list`; downloaded once), hf:ORG/REPO/FILE[@REV], "
+            "an infoclip .safetensors file or an official checkpoint (converted once). Default: catseg-b16.",
+        ),
     ] = None,
     clip: Annotated[
         str | None,
@@ -132,13 +192,15 @@ def segment(
         ),
     ] = None,
     output_dir: Annotated[Path, typer.Option("--output-dir", "-o", help="Folder for the outputs.")] = Path("segment_output"),
-    device: Annotated[str, typer.Option(help="auto (CUDA when available), cpu, cuda, cuda:N or mps.")] = "auto",
+    device: Device = "auto",
     precision: Annotated[
         Precision, typer.Option(help="fp32; bf16 (autocast, CPU or GPU); fp16 (GPU only).")
-    ] = Precision.fp32,
+    ] = Precision(DEFAULT_PRECISION),
     protocol: Annotated[
-        Protocol, typer.Option(help="sliding: the published protocol (overlapping windows + a global view); whole: one view.")
-    ] = Protocol.sliding,
+        str | None,
+        typer.Option(metavar="PROTOCOL", help="The model's evaluation protocol (default: its published one). CAT-Seg: "
+                     "sliding (overlapping windows + a global view) or whole (one view)."),
+    ] = None,
     template: Annotated[
         str | None, typer.Option(help="Prompt template with {} for the class name (default: 'A photo of a {} in the scene').")
     ] = None,
@@ -147,41 +209,66 @@ def segment(
     ] = False,
     overlay: Annotated[bool, typer.Option("--overlay/--no-overlay", help="Write <stem>_overlay.png.")] = True,
     alpha: Annotated[float, typer.Option(min=0.0, max=1.0, help="Opacity of the class colours in the overlay.")] = 0.5,
+    max_pixels: Annotated[
+        int | None,
+        typer.Option(
+            "--max-pixels", min=1, metavar="N",
+            help="Refuse images larger than N pixels (width x height) before decoding them; default 64000000, "
+            "or the INFOCLIP_MAX_PIXELS environment variable.",
+        ),
+    ] = None,
 ) -> None:
     """Segment images with your own class names.
 
     Per image it writes into --output-dir: <stem>.png, the label map (pixel value = index of the class in the
     list; uint8, or uint16 above 255 classes), <stem>_overlay.png (colours over the image, with a legend),
     <stem>.json (classes, pixel shares, weights, protocol) and, with --save-probs, <stem>_probs.npy. It prints
-    one table per image. An image that cannot be read is reported and skipped; the exit code is then 1.
+    one table per image. An image that cannot be read, is larger than --max-pixels or does not fit in memory is
+    reported by name and skipped while the others run; the exit code is then 1. A warning says when the output
+    folder already holds outputs of another run that would mix with this one's.
 
     Examples:
 
-      infoclip segment photo.jpg --classes "cat,sofa,floor" --weights catseg_b16.safetensors
+      infoclip segment photo.jpg --classes "cat,sofa,floor"        (the default model, catseg-b16)
 
-      infoclip segment photos/ --vocab ade150 --weights catseg_b16.safetensors -o out/ --save-probs
+      infoclip segment photos/ --vocab ade150 --weights catseg-l14 -o out/ --save-probs
+
+      infoclip segment photo.jpg -c "cat,sofa" --weights model_base.pth   (official checkpoint, converted once)
 
       infoclip segment photo.jpg --classes @names.txt --clip ViT-B-16:openai
     """
+    # Everything that can be checked without torch is checked first: a usage error answers at once.
     from infoclip.errors import InputError
     from infoclip.segmentation.classes import resolve_classes
-    from infoclip.segmentation.overlay import palette
-    from infoclip.segmentation.segmenter import Segmenter, check_output_dir, check_precision, resolve_device
 
+    set_pixel_limit(max_pixels)
     class_names = resolve_classes(classes, vocab)
-    if (weights is None) == (clip is None):
+    if weights is not None and clip is not None:
         raise InputError(
-            "give either --weights FILE (segmentation weights) or --clip MODEL:TAG (training-free baseline, "
-            "e.g. --clip ViT-B-16:openai), not both and not neither"
+            "give either --weights (segmentation weights: a name, hf:ORG/REPO/FILE or a file) or --clip MODEL:TAG "
+            "(training-free baseline), not both"
+        )
+    if clip is not None and not all(part.strip() for part in clip.partition(":")):
+        raise InputError(
+            f"--clip expects MODEL:TAG such as ViT-B-16:openai (or MODEL:/path/to/weights, or MODEL:none for "
+            f"random weights), got {clip!r}"
         )
     if template is not None and template.count("{}") != 1:
         raise InputError(f"--template must contain {{}} exactly once, e.g. 'a photo of a {{}}.', got {template!r}")
-    check_precision(precision.value, resolve_device(device))
+    check_device_word(device)
     paths, problems = collect_images(images)
     for line in problems:
         err_console.print(f"error: {line}", markup=False, highlight=False, soft_wrap=True)
     if not paths:
         raise InputError("no image to segment: " + "; ".join(problems))
+
+    from infoclip.segmentation.overlay import palette
+    from infoclip.runtime import check_precision, resolve_device
+    from infoclip.segmentation.segmenter import Segmenter, check_output_dir
+
+    check_precision(precision.value, resolve_device(device))
+    if weights is None and clip is None:
+        weights = announce_default_weights()
     created = not Path(output_dir).exists()
     folder = check_output_dir(output_dir)  # before the (slow) model load: a bad folder fails fast
     stems = output_stems(paths)
@@ -193,10 +280,12 @@ def segment(
 
     try:
         if clip is not None:
-            segmenter = Segmenter.from_clip(clip, device, precision.value, protocol.value, template)
+            segmenter = Segmenter.from_clip(clip, device, precision.value, protocol, template)
         else:
             assert weights is not None
-            segmenter = Segmenter.from_pretrained(weights, device, precision.value, protocol.value, template)
+            segmenter = Segmenter.from_pretrained(
+                weights, device, precision.value, protocol, template, notify=note
+            )
     except BaseException:
         if created and not any(folder.iterdir()):
             folder.rmdir()  # leave no trace of a run that never started
@@ -209,6 +298,15 @@ def segment(
             soft_wrap=True,
         )
 
+    settings = {"classes": class_names, "weights": segmenter.source, "protocol": segmenter.protocol, "template": segmenter.template}
+    writes = {kind for kind, on in (("overlay", overlay), ("probs", save_probs)) if on}
+    mixed = mixing_outputs(folder, dict(zip(stems, map(str, paths))), settings, writes)
+    if mixed:
+        err_console.print(
+            f"warning: {folder} already holds segment outputs of another run ({'; '.join(mixed)}); the folder will "
+            "mix both runs: use a new --output-dir to keep them apart",
+            markup=False, highlight=False, soft_wrap=True,
+        )  # fmt: skip
     colours = palette(len(class_names))
     failures: list[str] = []
     failures.extend(problems)
@@ -220,7 +318,13 @@ def segment(
                 result = segmenter.predict(path, class_names)
                 result.save(folder, stem=stem, save_probs=save_probs, overlay=overlay, alpha=alpha)
             except InputError as exc:
-                failures.append(str(exc).splitlines()[0])
+                failures.append(str(exc).splitlines()[0] + _max_pixels_hint(exc))
+                progress.console.print(f"error: {failures[-1]}", markup=False, highlight=False, soft_wrap=True)
+            except (MemoryError, RuntimeError) as exc:
+                if not _out_of_memory(exc):
+                    raise
+                # one image too large for this machine must not stop the rest of the batch
+                failures.append(f"{path}: out of memory while segmenting it; try --protocol whole or a smaller image")
                 progress.console.print(f"error: {failures[-1]}", markup=False, highlight=False, soft_wrap=True)
             else:
                 out_console.print(result_table(result, colours))
@@ -232,19 +336,50 @@ def segment(
         raise typer.Exit(code=1)
 
 
-def _progress(total: int):  # noqa: ANN202
-    """A progress bar on stderr for more than one image; a silent stand-in otherwise."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+def announce_default_weights() -> str:
+    """The default weights name, announced in one line (what it is, and that it downloads once)."""
+    from infoclip.named_weights import default_name, registered_weights
 
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=err_console,
-        disable=total <= 1,
-        transient=False,
+    name = default_name()
+    entry = registered_weights()[name]
+    note(
+        f"no --weights given: using the default model {name}, {entry.summary} "
+        f"({entry.size_mb} MB, downloaded once; other models: infoclip weights list)"
     )
+    return name
+
+
+def set_pixel_limit(max_pixels: int | None) -> None:
+    """``--max-pixels``: the library's pixel limit (``INFOCLIP_MAX_PIXELS``), for this process and its workers."""
+    import os
+
+    from infoclip.segmentation.images import MAX_PIXELS_ENV
+
+    if max_pixels is not None:
+        os.environ[MAX_PIXELS_ENV] = str(max_pixels)
+
+
+def _out_of_memory(exc: BaseException) -> bool:
+    """Whether ``exc`` is an allocation failure: Python's, CUDA's, or torch's CPU allocator (a RuntimeError)."""
+    import torch
+
+    if isinstance(exc, (MemoryError, torch.OutOfMemoryError)):
+        return True
+    text = str(exc)
+    return isinstance(exc, RuntimeError) and ("can't allocate memory" in text or "out of memory" in text)
+
+
+def _max_pixels_hint(exc: BaseException) -> str:
+    from infoclip.segmentation.images import MAX_PIXELS_ENV
+
+    return " (or pass --max-pixels N)" if MAX_PIXELS_ENV in str(exc) else ""
+
+
+def _progress(total: int):  # noqa: ANN202
+    """The shared progress bar on stderr for more than one image; a silent stand-in otherwise."""
+    from infoclip_cli.progress import progress_bar
+
+    return progress_bar(disable=total <= 1, console=err_console)
 
 
 def register(app: typer.Typer) -> None:

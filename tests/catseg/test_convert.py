@@ -123,7 +123,7 @@ def test_cli_round_trip_writes_loadable_weights(tiny_source, official_file, tmp_
         assert torch.equal(loaded(images, ["cat", "sky"]), model(images, ["cat", "sky"]))
 
     code, _, stderr = run_cli("convert", "catseg", source, "-o", out)
-    assert code == 1 and "exists; pass --force" in stderr
+    assert code == 1 and "--force: " in stderr and "exists" in stderr
     code, _, stderr = run_cli("convert", "catseg", source, "-o", out, "--force")
     assert code == 0, stderr
 

@@ -75,11 +75,11 @@ def test_bad_input_is_one_line(writable_root, tiny_weights, run_cli, tmp_path):
     line = one_error_line("-d", "ade847")
     assert line.startswith("error: ADE20K-847 (A-847): labels folder not found") and "prepare_ade20k_full.py" in line
     assert one_error_line("-d", "nope").startswith("error: unknown dataset 'nope'")
-    assert one_error_line("-d", "voc20", "--protocol", "tiles").startswith("error: --protocol must be one of")
+    assert one_error_line("-d", "voc20", "--protocol", "tiles").startswith("error: --protocol: unknown protocol 'tiles'")
     code, _, stderr = run_cli("eval", "-w", tmp_path / "missing.safetensors", "-d", "voc20")
     assert code == 1 and "weights file not found" in stderr
-    assert "no CUDA device is available here" in one_error_line("-d", "voc20", "--device", "cuda")
-    assert "is not a device name" in one_error_line("-d", "voc20", "--device", "gpu7")
+    assert "--device: device 'cuda' asked for, but CUDA is not available here" in one_error_line("-d", "voc20", "--device", "cuda")
+    assert "--device: unknown device 'gpu7'" in one_error_line("-d", "voc20", "--device", "gpu7")
     images = root / "VOCdevkit/VOC2012/JPEGImages"
     for image in images.iterdir():
         if not image.name.startswith("unlabelled"):
@@ -104,3 +104,15 @@ def test_weights_or_clip_exactly_one(run_cli, tmp_path, args):
     folder = write_custom_dataset(tmp_path / "mine", ["cat", "sofa"], num_images=1)
     code, _, stderr = run_cli("eval", *args, "-d", folder)
     assert code == 1 and stderr.startswith("error: give either --weights")
+
+
+def test_max_pixels_refuses_a_too_large_image_by_name(tiny_weights, run_cli, tmp_path, monkeypatch):
+    from infoclip.segmentation.images import MAX_PIXELS_ENV
+
+    monkeypatch.setenv(MAX_PIXELS_ENV, "1")  # restored after the test (--max-pixels sets it for the process)
+    folder = write_custom_dataset(tmp_path / "mine", ["cat", "sky"], num_images=1)
+    code, _, stderr = run_cli("eval", "-w", tiny_weights, "--images", folder / "images", "--labels", folder / "labels",
+                              "--classes", folder / "classes.json", "--protocol", "whole", "--max-pixels", "50")  # fmt: skip
+    errors = [line for line in stderr.splitlines() if line.startswith("error:")]
+    assert code == 1 and len(errors) == 1 and "exceeds the pixel limit of 50 pixels" in errors[0], stderr
+    assert "Traceback" not in stderr

@@ -143,7 +143,7 @@ def test_baseline_export_and_eval_round_trip(reference_run, tmp_path, tiny_datas
     validated = json.loads((reference / "metrics.json").read_text())
     assert result.miou == pytest.approx(validated["mIoU"], abs=1e-9), "validation used the eval code and protocol"
 
-    with pytest.raises(InputError, match="--force"):
+    with pytest.raises(InputError, match="exists"):
         export_checkpoint(reference, out)
     export_checkpoint(reference / "checkpoints" / "checkpoint_0000003.pt", out, force=True)
     assert read_weights(out)[1].source == "infoclip export reference@3"

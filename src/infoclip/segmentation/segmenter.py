@@ -1,7 +1,7 @@
 """Segment your own images with your own class names: ``Segmenter`` and ``SegmentationResult``.
 
     >>> from infoclip import Segmenter                                  # doctest: +SKIP
-    >>> seg = Segmenter.from_pretrained("catseg_b16.safetensors")        # doctest: +SKIP
+    >>> seg = Segmenter.from_pretrained("catseg-b16")                    # doctest: +SKIP
     >>> result = seg.predict("cat.jpg", ["cat", "sofa", "floor"])        # doctest: +SKIP
     >>> result.labels.shape, result.probs.shape                         # doctest: +SKIP
     ((480, 640), (3, 480, 640))
@@ -14,7 +14,6 @@ baseline (``infoclip.segmentation.baseline``); everything it writes says so.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import time
@@ -29,70 +28,19 @@ import torch
 from infoclip.adapters.contract import OVSSModel, check_prediction_inputs
 from infoclip.errors import AdapterError, InputError
 from infoclip.io_utils import atomic_write, atomic_write_text
+from infoclip.runtime import PRECISIONS, autocast, check_precision, resolve_device
 from infoclip.segmentation.classes import parse_classes
 from infoclip.segmentation.images import image_name, load_image
 from infoclip.segmentation.overlay import draw_overlay, pixel_shares
 
-PRECISIONS: tuple[str, ...] = ("fp32", "bf16", "fp16")
 #: a label map is stored as uint8 up to this many classes (labels 0..254; 255 stays free for "ignore" tools)
 UINT8_MAX_CLASSES = 255
-
-
-# --------------------------------------------------------------------------------------------------------------
-# devices and precision
-
-
-def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
-    """``"auto"`` (CUDA when available, else CPU), ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"`` -> torch.device.
-
-    Raises:
-        InputError: an unknown device string, or a device this machine does not have.
-    """
-    if device is None or str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        resolved = torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise InputError(f"unknown device {device!r}; use auto, cpu, cuda, cuda:N or mps") from exc
-    if resolved.type == "cuda":
-        if not torch.cuda.is_available():
-            raise InputError(f"device {device!r} asked for, but CUDA is not available here; use --device cpu")
-        if resolved.index is not None and resolved.index >= torch.cuda.device_count():
-            raise InputError(f"device {device!r} does not exist: this machine has {torch.cuda.device_count()} GPU(s)")
-    if resolved.type == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
-        raise InputError(f"device {device!r} asked for, but MPS is not available here; use --device cpu")
-    return resolved
-
-
-def check_precision(precision: str, device: torch.device) -> None:
-    """Refuse precisions the device cannot run.
-
-    fp32 runs everywhere; bf16 autocasts on CPU and on CUDA GPUs that support it; fp16 needs a GPU (CPU fp16
-    autocast is slow and loses accuracy for no gain, so it is refused rather than silently run in fp32).
-
-    Raises:
-        InputError: an unknown precision, or one the device cannot use (the message says what to use instead).
-    """
-    if precision not in PRECISIONS:
-        raise InputError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
-    if precision == "fp16" and device.type == "cpu":
-        raise InputError("--precision fp16 needs a GPU; on CPU use --precision bf16 (or fp32)")
-    if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
-        raise InputError(f"this GPU ({torch.cuda.get_device_name(device)}) has no bf16 support; use --precision fp16")
 
 
 def _checked_device(device: str | torch.device | None, precision: str) -> torch.device:
     resolved = resolve_device(device)
     check_precision(precision, resolved)
     return resolved
-
-
-def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager[Any]:
-    """The autocast context for ``precision`` on ``device`` (a no-op for fp32); call ``check_precision`` first."""
-    if precision == "fp32":
-        return contextlib.nullcontext()
-    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
-    return torch.autocast(device_type=device.type, dtype=dtype)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -303,30 +251,40 @@ class Segmenter:
     @classmethod
     def from_pretrained(
         cls,
-        path: str | os.PathLike[str],
+        weights: str | os.PathLike[str] | None = None,
         device: str | torch.device = "cpu",
         precision: str = "fp32",
         protocol: str | None = None,
         template: str | None = None,
+        notify: Callable[[str], None] | None = None,
     ) -> Segmenter:
-        """Load an infoclip weights file (``infoclip export`` / ``infoclip convert``).
+        """Load segmentation weights by name, from the Hub, or from a file.
 
         Args:
-            path: the ``.safetensors`` weights file.
+            weights: a registered name (``None``: the default, ``"catseg-b16"``; ``infoclip weights list``), downloaded
+                once into the Hugging Face cache; ``"hf:ORG/REPO/FILE[@REVISION]"``; an infoclip
+                ``.safetensors`` file (``infoclip export``); or an official checkpoint (``model_base.pth``),
+                converted on first use and cached (``infoclip.conversion``).
             device: ``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"mps"`` or ``"auto"``.
             precision: ``"fp32"`` (default), ``"bf16"`` (CPU or GPU autocast) or ``"fp16"`` (GPU only).
             protocol: the default protocol of ``predict``, one of the model's ``protocols`` (CAT-Seg: ``"sliding"``,
                 the published one, or ``"whole"``); ``None``: the model's default.
             template: prompt template with ``{}`` replacing the model's (CAT-Seg: ``"A photo of a {} in the scene"``).
+            notify: called with one line when an official checkpoint is converted (the CLI prints it).
 
         Raises:
-            CheckpointError: the file is missing, damaged or does not fit its declared architecture.
+            WeightsNotFoundError: a missing file, or a download that cannot happen (offline, not found, ...).
+            CheckpointError: the file is damaged, of another framework, or does not fit its declared architecture.
         """
         from infoclip.models import load_model
 
         resolved = _checked_device(device, precision)  # before loading: a wrong flag fails fast
-        model, meta = load_model(path, resolved)
-        segmenter = cls(model, str(path), resolved, precision, protocol, template)
+        if weights is None:
+            from infoclip.named_weights import default_name
+
+            weights = default_name()
+        model, meta = load_model(weights, resolved, notify=notify)
+        segmenter = cls(model, os.fspath(weights), resolved, precision, protocol, template)
         segmenter.model_info = {"adapter": meta.adapter, "clip": meta.clip_tag, "weights_source": meta.source}
         return segmenter
 
@@ -359,7 +317,7 @@ class Segmenter:
     def set_template(self, template: str) -> None:
         """Use ``template`` (must contain ``{}`` once) to turn class names into prompts."""
         if not isinstance(template, str) or template.count("{}") != 1:
-            raise InputError(f"a prompt template must contain {{}} exactly once, e.g. 'a photo of a {{}}.', got {template!r}")
+            raise InputError(f"a prompt template must contain {{}} exactly once, e.g. 'a photo of a {{}}.', got {template!r}", parameter="template")
         try:
             self.model.set_prompt_templates([template])
         except AdapterError as exc:

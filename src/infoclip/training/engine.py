@@ -36,8 +36,9 @@ import torch
 from torch import nn
 
 from infoclip.adapters.contract import CLIP_PART
+from infoclip.runtime import autocast, precision_dtype
 from infoclip.config import apply_overrides, load_config, save_config
-from infoclip.errors import AdapterError, ConfigError, DatasetError, TrainingError
+from infoclip.errors import AdapterError, CheckpointError, ConfigError, DatasetError, TrainingError
 from infoclip.training import checkpoint as ckpt
 from infoclip.training.augment import TrainAugmentation
 from infoclip.training.data_stream import StreamLayout, build_train_loader
@@ -120,19 +121,6 @@ def prepare_run_config(
 # ---------------------------------------------------------------- model pieces
 
 
-def _precision_dtype(name: str, device: torch.device) -> torch.dtype:
-    if name == "auto":
-        bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
-        return torch.bfloat16 if bf16 else torch.float32
-    return {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[name]
-
-
-def _autocast(device: torch.device, dtype: torch.dtype) -> contextlib.AbstractContextManager:
-    if dtype == torch.float32:
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=dtype)
-
-
 class FrozenTeacher(nn.Module):
     """The adapter's teacher, frozen: eval mode, no gradient, weights in the teacher precision.
 
@@ -155,11 +143,34 @@ class FrozenTeacher(nn.Module):
     def forward(self, images: torch.Tensor, class_names: Sequence[str]) -> Any:
         from infoclip.adapters.contract import DenseEmbeddings
 
-        with _autocast(images.device, self.dtype):
+        with autocast(images.device, self.dtype):
             out = self.teacher(images, class_names)
         if not isinstance(out, DenseEmbeddings):
             raise AdapterError(f"the adapter's teacher returned {type(out).__name__}, expected DenseEmbeddings")
         return DenseEmbeddings(out.image.float(), out.grid, out.text.float())
+
+
+def _load_initial_weights(model: nn.Module, spec: str, adapter: str) -> None:
+    """Load ``train.init_weights`` (any weights ``resolve_weights`` takes) into the freshly built student, strictly.
+
+    On resume the checkpoint's weights replace these anyway, so they are loaded for new runs and resumed
+    runs alike (the run config stays the record of where the run started).
+    """
+    from infoclip.weights import load_state_strict, read_weights
+    from infoclip.weights_resolver import resolve_weights
+
+    resolved = resolve_weights(spec)
+    state, meta = read_weights(resolved.path)
+    if meta.adapter != adapter:
+        raise ConfigError(
+            f"train.init_weights {spec} are {meta.adapter} weights, but this run trains the {adapter} adapter"
+        )
+    try:
+        load_state_strict(model, state, spec)
+    except CheckpointError as exc:
+        raise CheckpointError(
+            f"{exc}; train.init_weights must have the architecture of the run's model section (use the matching preset)"
+        ) from exc
 
 
 class TrainBundle(nn.Module):
@@ -283,7 +294,7 @@ class Trainer:
             rank=self.ctx.rank,
             accumulation=int(train_cfg["grad_accumulation"]),
         )
-        self.amp_dtype = {"none": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[train_cfg["amp"]]
+        self.amp_dtype = precision_dtype(train_cfg["amp"], self.ctx.device)
         self._build_data()
         self._build_model()
         self._build_optimizer()
@@ -347,7 +358,7 @@ class Trainer:
 
                 # Built before any checkpoint is loaded, so on resume it is the same frozen teacher.
                 teacher = self.adapter.build_teacher(self.model_config, model)
-                self.teacher = FrozenTeacher(teacher, _precision_dtype(info["teacher_precision"], self.device))
+                self.teacher = FrozenTeacher(teacher, precision_dtype(info["teacher_precision"], self.device))
                 lpam = model.decoder_lpam if info["lpam_feeds_decoder"] else None
                 if lpam is None:
                     lpam = LPAM(model.embed_dim, residual=info["residual"])
@@ -361,6 +372,9 @@ class Trainer:
                     detach_teacher_in_distillation=bool(info["detach_teacher_in_distillation"]),
                     sigma=None if info["sigma"] is None else float(info["sigma"]),
                 )
+        init = cfg["train"]["init_weights"]
+        if init:  # after the teacher is built: the teacher stays the pretrained CLIP, never these weights
+            _load_initial_weights(model, init, cfg["adapter"])
         if cfg["train"]["grad_checkpointing"]:
             try:
                 model.set_grad_checkpointing(True)
@@ -509,7 +523,7 @@ class Trainer:
             sync = contextlib.nullcontext() if (last or not self.ctx.distributed) else self.trainable.no_sync()
             with sync:
                 teacher = self.teacher(images, self.class_names) if self.teacher is not None else None
-                with _autocast(self.device, self.amp_dtype):
+                with autocast(self.device, self.amp_dtype):
                     losses = self.trainable(images, labels, self.class_names, teacher)
                 values = torch.stack([losses[k].detach().float() for k in LOSS_TERMS])
                 values = self.ctx.all_mean(values).cpu().double()

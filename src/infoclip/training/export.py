@@ -18,7 +18,7 @@ from infoclip.training.checkpoint import read_checkpoint, resolve_checkpoint
 
 
 def export_checkpoint(
-    source: str | os.PathLike[str], output: str | os.PathLike[str], force: bool = False
+    source: str | os.PathLike[str], output: str | os.PathLike[str], force: bool = False, card: bool = True
 ) -> tuple[Path, dict[str, Any]]:
     """Write the inference weights of a run's last checkpoint (or of one checkpoint file) to ``output``.
 
@@ -26,6 +26,7 @@ def export_checkpoint(
         source: a run folder (its ``last_checkpoint``) or a ``checkpoints/*.pt`` file.
         output: the ``.safetensors`` file to write (atomically).
         force: overwrite ``output`` if it exists.
+        card: also write the model card (``README.md`` beside ``output``, see ``infoclip.training.model_card``).
 
     Returns:
         ``(output path, summary)`` with the adapter, iteration, tensor count and class count.
@@ -41,7 +42,7 @@ def export_checkpoint(
     if output.suffix != ".safetensors":
         raise InputError(f"{output}: exported weights are safetensors; name the output *.safetensors")
     if output.exists() and not force:
-        raise InputError(f"{output} exists; pass --force to overwrite it")
+        raise InputError(f"{output} exists; allow overwriting it to replace it", parameter="force")
     path = resolve_checkpoint(source)
     if path.suffix == ".safetensors":
         raise CheckpointError(f"{path} is already a weights file, not a training checkpoint; nothing to export")
@@ -56,7 +57,7 @@ def export_checkpoint(
     run = path.parent.parent if path.parent.name == "checkpoints" else path.parent
     weights = model.inference_state_dict()
     save_model(model, output, classes=classes, source=f"infoclip export {run.name}@{iteration}", state_dict=weights)
-    return output, {
+    summary: dict[str, Any] = {
         "adapter": model.adapter_name,
         "checkpoint": str(path),
         "iteration": iteration,
@@ -65,3 +66,8 @@ def export_checkpoint(
         "classes": len(classes),
         "clip_tag": model.clip_tag,
     }
+    if card:
+        from infoclip.training.model_card import write_model_card
+
+        summary["card"] = str(write_model_card(output, run, config, model.clip_tag, summary))
+    return output, summary

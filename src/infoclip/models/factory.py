@@ -1,4 +1,4 @@
-"""The model factory: create, load, save and convert models by adapter, without the command line.
+"""The model factory: create, save and convert models by adapter, without the command line.
 
     >>> from infoclip.models import convert_checkpoint, create_model, list_presets, load_model, save_model  # doctest: +SKIP
     >>> [p.name for p in list_presets()]                                     # doctest: +SKIP
@@ -9,8 +9,8 @@
     >>> model, meta = load_model("catseg_b16.safetensors", device="cuda")    # doctest: +SKIP
 
 ``save_model`` is the one place that writes an infoclip weights file (``infoclip.weights`` holds the file
-format); ``infoclip export``, ``convert``, training and the miniature go through it, and ``load_model`` is how
-``eval``, ``segment`` and ``Segmenter`` read one.
+format); ``infoclip export``, ``convert``, the conversion cache, training and the miniature go through it, and
+``infoclip.models.loading.load_model`` is how ``eval``, ``segment`` and ``Segmenter`` read one.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import torch
 from infoclip.adapters.contract import Adapter, OVSSModel
 from infoclip.adapters.manager import adapters, get_adapter
 from infoclip.errors import AdapterError, CheckpointError, ConfigError, InputError
-from infoclip.weights import WeightsMeta, load_state_strict, read_weights, save_weights
+from infoclip.weights import WeightsMeta, save_weights
 
 
 @dataclass(frozen=True)
@@ -123,19 +123,6 @@ def create_model(
     return model.to(device)
 
 
-def load_model(path: str | os.PathLike[str], device: str | torch.device = "cpu") -> tuple[OVSSModel, WeightsMeta]:
-    """Build the model an infoclip weights file describes and load its weights strictly (eval mode).
-
-    Raises:
-        CheckpointError: the file is missing, not an infoclip weights file, or does not fit its architecture.
-        AdapterError: the adapter that wrote it is not installed.
-    """
-    state, meta = read_weights(path)
-    model = build_model(meta.adapter, meta.config)
-    load_state_strict(model, state, path)
-    return model.to(device).eval(), meta
-
-
 def save_model(
     model: OVSSModel,
     path: str | os.PathLike[str],
@@ -175,6 +162,44 @@ def save_model(
     return save_weights(path, state_dict if state_dict is not None else model.inference_state_dict(), meta)
 
 
+def import_checkpoint(
+    source: str | os.PathLike[str], adapter: str, importer: str | None = None
+) -> tuple[dict[str, torch.Tensor], OVSSModel, str]:
+    """Run ``adapter``'s checkpoint importer on ``source``; returns ``(state_dict, model, importer name)``.
+
+    ``model`` is the adapter's model for the imported config, built on the meta device (nothing allocated),
+    and the state is checked to fit it: every key present, none extra, every shape right. ``save_model(model,
+    path, state_dict=state)`` then writes it.
+
+    Raises:
+        AdapterError: unknown adapter, or it has no (such) importer.
+        CheckpointError: the importer refused the source, or its result does not fit the model.
+    """
+    chosen = get_adapter(adapter)
+    if not chosen.importers:
+        raise AdapterError(f"adapter {chosen.name!r} has no checkpoint importer")
+    if importer is None:
+        if len(chosen.importers) > 1:
+            raise AdapterError(
+                f"adapter {chosen.name!r} has several importers ({', '.join(sorted(chosen.importers))}); choose one",
+                parameter="importer",
+            )
+        importer = next(iter(chosen.importers))
+    if importer not in chosen.importers:
+        raise AdapterError(
+            f"adapter {chosen.name!r} has no importer {importer!r}; importers: {', '.join(sorted(chosen.importers))}",
+            parameter="importer",
+        )
+    state, config = chosen.importers[importer](Path(source))
+    with torch.device("meta"):
+        model = build_model(chosen, config)
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    misfits = sorted(set(expected) ^ set(state)) + sorted(k for k in expected if k in state and tuple(state[k].shape) != expected[k])
+    if misfits:
+        raise CheckpointError(f"the {importer} importer of {chosen.name} produced weights that do not fit its model: {', '.join(misfits[:3])}")
+    return state, model, importer
+
+
 def convert_checkpoint(
     adapter: str,
     source: str | os.PathLike[str],
@@ -182,10 +207,7 @@ def convert_checkpoint(
     importer: str | None = None,
     force: bool = False,
 ) -> tuple[Path, dict[str, Any]]:
-    """Import a checkpoint of a framework's own code with the adapter's importer and save it as infoclip weights.
-
-    The imported state is checked against the adapter's model for that config (built on the meta device, so
-    nothing is allocated) before anything is written: every key present, none extra, every shape right.
+    """Import a checkpoint of a framework's own code (``import_checkpoint``) and save it as infoclip weights.
 
     Returns:
         ``(output, summary)``; the summary holds the adapter, importer, CLIP tag, tensor and parameter counts.
@@ -201,26 +223,11 @@ def convert_checkpoint(
     if output.exists() and output.resolve() == source.resolve():
         raise InputError(f"{output} is the source checkpoint; write the weights to another file")
     if output.exists() and not force:
-        raise InputError(f"{output} exists; pass --force to overwrite it")
-    chosen = get_adapter(adapter)
-    if not chosen.importers:
-        raise AdapterError(f"adapter {chosen.name!r} has no checkpoint importer")
-    if importer is None:
-        if len(chosen.importers) > 1:
-            raise AdapterError(f"adapter {chosen.name!r} has several importers ({', '.join(sorted(chosen.importers))}); choose one with --importer")
-        importer = next(iter(chosen.importers))
-    if importer not in chosen.importers:
-        raise AdapterError(f"adapter {chosen.name!r} has no importer {importer!r}; importers: {', '.join(sorted(chosen.importers))}")
-    state, config = chosen.importers[importer](source)
-    with torch.device("meta"):
-        model = build_model(chosen, config)
-    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-    misfits = sorted(set(expected) ^ set(state)) + sorted(k for k in expected if k in state and tuple(state[k].shape) != expected[k])
-    if misfits:
-        raise CheckpointError(f"the {importer} importer of {chosen.name} produced weights that do not fit its model: {', '.join(misfits[:3])}")
-    save_model(model, output, source=f"infoclip convert {chosen.name} {source.name}", state_dict=state)
+        raise InputError(f"{output} exists; allow overwriting it to replace it", parameter="force")
+    state, model, importer = import_checkpoint(source, adapter, importer)
+    save_model(model, output, source=f"infoclip convert {model.adapter_name} {source.name}", state_dict=state)
     return output, {
-        "adapter": chosen.name,
+        "adapter": model.adapter_name,
         "importer": importer,
         "source": str(source),
         "clip_tag": model.clip_tag,
