@@ -114,7 +114,13 @@ def converted_weights(
         except CheckpointError as exc:
             reasons.append(f"{name}: {_first_line(exc)}")
             continue
-        save_model(model, target, source=f"infoclip convert {name} {label} ({ident})", state_dict=state)
+        try:
+            save_model(model, target, source=f"infoclip convert {name} {label} ({ident})", state_dict=state)
+        except OSError as exc:
+            raise CheckpointError(
+                f"cannot write the converted weights of {label} into {target.parent} ({exc.strerror or exc}); "
+                "set INFOCLIP_CACHE to a writable folder"
+            ) from exc
         return target
     if len(candidates) == 1:
         raise CheckpointError(f"{label} is not an official {candidates[0]} checkpoint ({reasons[0].split(': ', 1)[1]})")

@@ -23,6 +23,7 @@ Policy:
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import logging
 import os
@@ -39,6 +40,8 @@ if TYPE_CHECKING:
 DEFAULT_ENDPOINT = "https://huggingface.co"
 _TRUE = {"1", "on", "yes", "true"}
 _SHA256_HEX = set("0123456789abcdef")
+#: OSError numbers that mean "this machine cannot store the file", not "the transfer failed"
+_LOCAL_WRITE_ERRORS = {errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EROFS, errno.ENOTDIR, errno.EDQUOT}
 
 
 def offline() -> bool:
@@ -178,6 +181,11 @@ def _download(entry: NamedWeights) -> Path:
                 tqdm_class=_progress_class(entry.spec),
             )
     except Exception as exc:  # a broken-off body, a failed resume, a full disk: huggingface_hub kept nothing
+        if isinstance(exc, OSError) and exc.errno in _LOCAL_WRITE_ERRORS:
+            raise WeightsNotFoundError(
+                f"cannot write {entry.what} into the Hugging Face cache {cache_dir()} ({exc.strerror}); "
+                "free some space or set HF_HUB_CACHE to a writable folder"
+            ) from exc
         raise WeightsNotFoundError(
             f"downloading {entry.what} from {endpoint()} failed before the end ({_first_line(exc)}); "
             "nothing was cached; run the command again"

@@ -32,6 +32,7 @@ PROJECT = "infoclip"
 ENTRY_POINT_GROUP = "infoclip"
 DEFAULT_PLUGINS: tuple[str, ...] = (
     "infoclip.adapters.catseg",
+    "infoclip.adapters.san",
     "infoclip.adapters.fcclip",
     "infoclip.data.builtin",
     "infoclip.named_weights",

@@ -8,12 +8,17 @@ from typing import Annotated
 
 import typer
 
-from infoclip_cli.app import err_console
+from infoclip_cli.app import err_console, examples
+
+EXAMPLES = examples(
+    "infoclip convert catseg model_base.pth -o catseg_b16.safetensors",
+    "infoclip convert catseg model_large.pth -o catseg_l14.safetensors --json",
+)
 
 
 def convert_command(
-    adapter: Annotated[str, typer.Argument(help="Adapter whose framework wrote the checkpoint (catseg).")],
-    source: Annotated[Path, typer.Argument(help="Checkpoint of the framework's official code (e.g. model_final.pth).")],
+    adapter: Annotated[str, typer.Argument(help="Adapter whose framework wrote the checkpoint (catseg, san).")],
+    source: Annotated[Path, typer.Argument(help="Checkpoint of the framework's official code (e.g. model_base.pth).")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Weights file to write (*.safetensors).")],
     force: Annotated[bool, typer.Option("--force", help="Overwrite the output file if it exists.")] = False,
     importer: Annotated[str | None, typer.Option("--importer", help="Importer to use when the adapter has several.")] = None,
@@ -21,7 +26,9 @@ def convert_command(
 ) -> None:
     """Convert an official checkpoint into infoclip weights (safetensors with architecture metadata).
 
-    The architecture is detected from the tensor shapes (catseg: ViT-B/16 or ViT-L/14@336); anything else is
+    Not needed to use one: --weights model_base.pth converts on first use and caches the result.
+
+    The architecture is detected from the tensor shapes (catseg, san: ViT-B/16 or ViT-L/14@336); anything else is
     refused with the keys that do not fit. The output path is printed on stdout, a summary on stderr.
     """
     err_console.print(f"converting {source} ({adapter}) ...", markup=False, highlight=False, soft_wrap=True)
@@ -42,4 +49,4 @@ def convert_command(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("convert")(convert_command)
+    app.command("convert", epilog=EXAMPLES)(convert_command)

@@ -12,9 +12,15 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from infoclip_cli.app import err_console, note, out_console
+from infoclip_cli.app import err_console, examples, note, out_console
 from infoclip_cli.options import CLASSES_HELP, Device
 from infoclip_cli.progress import stderr_progress
+
+EXAMPLES = examples(
+    "infoclip eval --weights catseg-b16 --dataset all",
+    "infoclip eval --weights b16.safetensors --dataset ade150 --output-dir eval/",
+    "infoclip eval --clip ViT-B-16:openai --dataset path/to/kitchens",
+)
 
 if TYPE_CHECKING:
     from infoclip.data import SegmentationDataset
@@ -99,19 +105,45 @@ def _multi_result_tables(results: list[EvalResult], protocol: str) -> list[str |
     return [table, summary, _formula_caption(results[0])]
 
 
+def _check_weights_argument(text: str) -> None:
+    """The checks of a --weights argument that need no download and no conversion (a missing file, an unknown
+    name), so that they come before the datasets are opened."""
+    from infoclip.named_weights import get_named_weights, is_hf_spec
+    from infoclip.weights_resolver import looks_like_path, resolve_weights
+
+    local = Path(text).expanduser()
+    if local.is_file() or is_hf_spec(text):
+        return
+    if local.is_dir() or looks_like_path(text):
+        resolve_weights(text)  # not a file: refused at once, before any download or conversion
+    get_named_weights(text)  # refuses an unknown name
+
+
 def _open_datasets(
     names: list[str], split: str, images: Optional[Path], labels: Optional[Path], classes: Optional[str],
     ignore_value: int,
 ) -> list[SegmentationDataset]:
     from infoclip.data import custom_spec, get_dataset, read_class_file
     from infoclip.data.builtin import BENCHMARKS
-    from infoclip.errors import InputError
+    from infoclip.errors import DatasetError, InputError
     from infoclip.segmentation.classes import parse_classes
+    from infoclip_cli.errors import one_line
 
     expanded: list[str] = []
     for name in names:
         expanded.extend(BENCHMARKS if name.lower() == ALL else [name])
-    datasets = [get_dataset(name, split) for name in expanded]
+    datasets, failed = [], []
+    for name in expanded:
+        try:
+            datasets.append(get_dataset(name, split))
+        except DatasetError as exc:  # every missing dataset is listed, each with its own steps
+            if len(expanded) == 1:
+                raise
+            failed.append(name)
+            err_console.print(f"error: {one_line(exc)}", markup=False, highlight=False, soft_wrap=True)
+    if failed:
+        raise DatasetError(f"{len(failed)} of {len(expanded)} dataset(s) cannot be opened (listed above): "
+                           f"{', '.join(failed)}")  # fmt: skip
     ad_hoc = (images, labels, classes)
     if any(v is not None for v in ad_hoc):
         if not all(v is not None for v in ad_hoc):
@@ -147,9 +179,8 @@ def eval_command(
     ] = None,
     split: Annotated[str, typer.Option(help="Dataset split.")] = "val",
     limit: Annotated[Optional[int], typer.Option(min=1, help="Score only the first N images of each dataset.")] = None,
-    protocol: Annotated[
-        Optional[str], typer.Option(help="The model's evaluation protocol: sliding (CAT-Seg's published one, the default) or whole.")
-    ] = None,
+    protocol: Annotated[Optional[str], typer.Option(help="sliding or whole; default: the model's published protocol "
+                                                    "(CAT-Seg: sliding, SAN: whole).", show_default=False)] = None,
     miou_formula: Annotated[
         str, typer.Option("--miou-formula", help="present (mean over classes in the ground truth; CAT-Seg's "
                           "published numbers) or d2-v0.6 (predicted-but-absent classes count as 0).")
@@ -194,13 +225,16 @@ def eval_command(
     check_device_word(device)  # before any dataset is opened: a typo fails fast
     if miou_formula not in MIOU_FORMULAS:
         raise InputError(f"--miou-formula must be one of {', '.join(MIOU_FORMULAS)}, not {miou_formula!r}")
-    datasets = _open_datasets(list(dataset or []), split, images, labels, classes, ignore_value)
-    seen_classes = resolve_classes(seen) if seen is not None else None
+    # what is evaluated is checked before where: a missing weights file is the first thing to hear about
     if (weights is None) == (clip is None):
         raise InputError(
             "give either --weights (a name such as catseg-b16, hf:ORG/REPO/FILE or a file) or --clip MODEL:TAG "
             "(the training-free baseline)"
         )
+    if weights is not None:
+        _check_weights_argument(str(weights))
+    datasets = _open_datasets(list(dataset or []), split, images, labels, classes, ignore_value)
+    seen_classes = resolve_classes(seen) if seen is not None else None
     if clip is not None:
         from infoclip.segmentation.baseline import DenseCLIPBaseline
 
@@ -221,7 +255,7 @@ def eval_command(
             results.append(result)
             if output_dir is not None:
                 result.write(output_dir / result.dataset)
-    protocol = results[0].protocol  # the model's default when none was given
+    protocol = results[0].protocol  # the one evaluate resolved (the model's published one by default)
     tables = _single_result_tables(results[0], top) if len(results) == 1 else _multi_result_tables(results, protocol)
     for item in tables:
         out_console.print(item, soft_wrap=isinstance(item, str))
@@ -243,4 +277,4 @@ def eval_command(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("eval")(eval_command)
+    app.command("eval", epilog=EXAMPLES)(eval_command)

@@ -123,6 +123,7 @@ def test_cli_convert_then_segment_gives_the_official_scores(official_file, run_c
     assert np.abs(probs - expected).max() < 1e-5
 
 
+@pytest.mark.slow
 def test_cli_eval_and_template_with_fcclip_weights(official_file, run_cli, tmp_path):
     from infoclip.data.synthetic import write_custom_dataset
 

@@ -27,6 +27,7 @@ def _losses(run_dir):
     return {int(r["iteration"]): {k: float(v) for k, v in r.items() if k.startswith("loss_")} for r in read_csv(run_dir / "log.csv")}
 
 
+@pytest.mark.slow
 def test_trains_with_infoclip_and_resumes_exactly(tmp_path, tiny_dataset):
     reference = tmp_path / "reference"
     config, _ = prepare_run_config(reference, "fcclip-tiny", "fcclip", _overrides(tiny_dataset))

@@ -318,3 +318,32 @@ def test_download_refreshes_a_moved_revision_plain_use_keeps_the_cache(hub, cach
     assert resolve_weights("catseg-b16").path == first.path and hub.requests == [], "plain use: the cache"
     moved = resolve_weights("catseg-b16", refresh=True)
     assert moved.path != first.path and moved.source.read_bytes() == buffer.getvalue()
+
+
+def test_unwritable_caches_are_one_line(hub, caches, monkeypatch, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("HF_HUB_CACHE", str(blocker / "hub"))
+    with pytest.raises(WeightsNotFoundError, match=r"cannot write catseg-b16 .* into the Hugging Face cache .*HF_HUB_CACHE"):
+        resolve_weights("catseg-b16")
+    monkeypatch.setenv("HF_HUB_CACHE", str(caches[0]))
+    monkeypatch.setenv("INFOCLIP_CACHE", str(blocker / "infoclip"))
+    with pytest.raises(CheckpointError, match=r"cannot write the converted weights of catseg-b16 .*INFOCLIP_CACHE"):
+        resolve_weights("catseg-b16")
+
+
+def test_a_local_checkpoint_is_converted_by_the_adapter_that_recognises_it(caches, tmp_path):
+    """No adapter is named for a local file: every installed importer is tried (here FC-CLIP's accepts it)."""
+    import torch
+
+    from infoclip.adapters import adapters
+    from infoclip.weights import read_weights
+
+    if "fcclip" not in adapters():
+        pytest.skip("the FC-CLIP adapter is not installed")
+    from tests.fcclip.conftest import official_shapes, seeded_state
+
+    source = tmp_path / "fcclip_cocopan.pth"
+    torch.save({"model": seeded_state(official_shapes("fcclip-tiny"), 0)}, source)
+    resolved = resolve_weights(source)
+    assert resolved.converted and read_weights(resolved.path)[1].adapter == "fcclip"

@@ -189,8 +189,8 @@ def tiny_catseg():
     return build_model(preset_model_config("catseg-tiny"))
 
 
-@pytest.mark.parametrize("preset", ["catseg-tiny", "fcclip-tiny"])
-def test_builtin_adapters_answer_the_contract(preset):
+@pytest.mark.parametrize(("preset", "published"), [("catseg-tiny", "sliding"), ("fcclip-tiny", "whole"), ("san-tiny", "whole")])
+def test_builtin_adapters_answer_the_contract(preset, published):
     """A model that names a CLIP must load it, say its width, and let its prompts be replaced: a renamed
     method (``load_pretrained_clip``) would otherwise fall back to the contract's silent default."""
     from infoclip.models import create_model
@@ -198,7 +198,7 @@ def test_builtin_adapters_answer_the_contract(preset):
     model = create_model(preset)
     assert model.clip_tag and type(model).load_pretrained is not OVSSModel.load_pretrained
     assert model.embed_dim > 0 and CLIP_PART in model.lr_parts()
-    assert model.default_protocol == "sliding" and model.score_description != OVSSModel.score_description
+    assert model.default_protocol == published and model.score_description != OVSSModel.score_description
     templates = model.prompt_templates
     model.set_prompt_templates(["a drawing of a {}."] * len(templates))
     assert model.prompt_templates == ["a drawing of a {}."] * len(templates)

@@ -113,10 +113,10 @@ def test_segment_keeps_going_after_an_image_runs_out_of_memory(run_cli, tiny_wei
         Image.fromarray(gradient_rgb(30, 40)).save(path)
     real = Segmenter.predict
 
-    def predict(self, image, classes, protocol=None):
+    def predict(self, image, classes, protocol=None, **options):
         if str(image).endswith("a.png"):
             raise RuntimeError("[enforce fail at alloc_cpu.cpp:127] DefaultCPUAllocator: can't allocate memory")
-        return real(self, image, classes, protocol)
+        return real(self, image, classes, protocol, **options)
 
     monkeypatch.setattr(Segmenter, "predict", predict)
     code, _, stderr = run_cli("segment", first, second, "-c", "cat,sky", "-w", tiny_weights, "-o", tmp_path / "out",

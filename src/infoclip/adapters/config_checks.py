@@ -7,8 +7,10 @@ Every message names the key as ``model.<path>`` and says what was expected, so a
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
+from infoclip.config import deep_merge, load_config
 from infoclip.errors import ConfigError
 
 
@@ -39,3 +41,48 @@ def check_int(value: Any, key: str, minimum: int = 0) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         fail(key, f"an integer >= {minimum}", value)
     return value
+
+
+class ModelSchema:
+    """The ``model:`` section of an adapter's configs: its documented preset is the schema and the defaults.
+
+    Every model config of the adapter is merged onto the schema preset's ``model:`` section, and keys it does
+    not have are refused (a typo never passes silently; weights files always store complete configs).
+
+    Args:
+        config_dir: the adapter's folder of preset YAML files (``<name>.yaml``).
+        schema_preset: the preset whose ``model:`` section is the schema (e.g. ``catseg-vit-b16``).
+        framework: the framework's display name for messages (``CAT-Seg``).
+    """
+
+    def __init__(self, config_dir: Path, schema_preset: str, framework: str) -> None:
+        self.presets: dict[str, Path] = {p.stem: p for p in sorted(Path(config_dir).glob("*.yaml"))}
+        self.schema_preset = schema_preset
+        self.framework = framework
+        self._schema: dict[str, Any] | None = None
+
+    def schema(self) -> dict[str, Any]:
+        """The schema preset's ``model:`` section (read once; do not modify, use ``defaults``)."""
+        if self._schema is None:
+            self._schema = load_config(self.presets[self.schema_preset])["model"]
+        return self._schema
+
+    def defaults(self) -> dict[str, Any]:
+        """A fresh copy of the complete default ``model:`` section."""
+        return deep_merge(self.schema(), {})
+
+    def preset(self, name: str) -> dict[str, Any]:
+        """The raw ``model:`` section of a shipped preset (resolve it with the adapter's resolver)."""
+        if name not in self.presets:
+            raise ConfigError(f"no {self.framework} preset {name!r}; presets: {', '.join(sorted(self.presets))}")
+        return load_config(self.presets[name])["model"]
+
+    def merge(self, config: Mapping[str, Any] | None) -> dict[str, Any]:
+        """``config`` merged onto the defaults; ``ConfigError`` naming every unknown key."""
+        config = dict(config or {})
+        unknown = unknown_keys(self.schema(), config)
+        if unknown:
+            raise ConfigError(
+                f"unknown {self.framework} model keys: {', '.join(unknown)} (see the {self.schema_preset} preset for the schema)"
+            )
+        return deep_merge(self.schema(), config)

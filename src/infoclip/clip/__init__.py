@@ -9,12 +9,16 @@
 
 from infoclip.clip.attention import SplitQKVAttention
 from infoclip.clip.dense import (
+    block_forward,
     class_prompts,
+    dense_block_forward,
+    embed_image_tokens,
     encode_image_dense,
     encode_text,
     get_tokenizer,
     normalize_images,
     resize_position_embedding,
+    run_block,
 )
 from infoclip.clip.loading import (
     build_clip,
@@ -31,7 +35,11 @@ TINY_CLIP = "infoclip-tiny-clip"
 __all__ = [
     "TINY_CLIP",
     "SplitQKVAttention",
+    "block_forward",
     "build_clip",
+    "dense_block_forward",
+    "embed_image_tokens",
+    "run_block",
     "class_prompts",
     "encode_image_dense",
     "encode_text",

@@ -45,12 +45,12 @@ def resize_position_embedding(pos: torch.Tensor, grid: tuple[int, int]) -> torch
     return torch.cat([pos[:1], resized.reshape(dim, h * w).T], dim=0)
 
 
-def _block_forward(block: nn.Module, x: torch.Tensor, attn_mask: torch.Tensor | None = None) -> torch.Tensor:
+def block_forward(block: nn.Module, x: torch.Tensor, attn_mask: torch.Tensor | None = None) -> torch.Tensor:
     x = x + block.attn(block.ln_1(x), attn_mask=attn_mask)[0]
     return x + block.mlp(block.ln_2(x))
 
 
-def _run_block(fn, checkpointed: bool, *args: torch.Tensor | nn.Module | None) -> torch.Tensor:  # noqa: ANN001
+def run_block(fn, checkpointed: bool, *args: torch.Tensor | nn.Module | None) -> torch.Tensor:  # noqa: ANN001
     """``fn(*args)``, recomputed in backward when the tower has open_clip's ``grad_checkpointing`` set."""
     if checkpointed and torch.is_grad_enabled():
         from torch.utils.checkpoint import checkpoint
@@ -59,10 +59,30 @@ def _run_block(fn, checkpointed: bool, *args: torch.Tensor | nn.Module | None) -
     return fn(*args)
 
 
-def _dense_block_forward(block: nn.Module, x: torch.Tensor) -> torch.Tensor:
+def dense_block_forward(block: nn.Module, x: torch.Tensor) -> torch.Tensor:
     # CAT-Seg's forward_dense: value path only; the residual is the incoming CLS token, not each token.
     v = block.attn.value_path(block.ln_1(x)) + x[:, :1]
     return v + block.mlp(block.ln_2(v))
+
+
+def embed_image_tokens(visual: nn.Module, images: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
+    """The tokens entering an open_clip ViT's first block: patches + CLS + resized position table, ``ln_pre``.
+
+    Args:
+        visual: an open_clip ``VisionTransformer``.
+        images: (B, 3, H, W) float, CLIP-normalised; a size that is not a multiple of the patch drops the
+            remainder (the convolution's floor).
+
+    Returns:
+        ``(tokens, grid)``: tokens (B, 1 + h*w, width) float, CLS first; grid (h, w).
+    """
+    x = visual.conv1(images.to(visual.conv1.weight.dtype))
+    b, width, gh, gw = x.shape
+    x = x.flatten(2).transpose(1, 2)
+    cls = visual.class_embedding.to(x.dtype).expand(b, 1, width)
+    x = torch.cat([cls, x], dim=1)
+    x = x + resize_position_embedding(visual.positional_embedding, (gh, gw)).to(x.dtype)
+    return visual.ln_pre(x), (gh, gw)
 
 
 def encode_image_dense(
@@ -86,17 +106,11 @@ def encode_image_dense(
     depth = len(blocks)
     if any(not 0 <= t < depth for t in taps):
         raise InputError(f"tap indices {list(taps)} out of range for a {depth}-block image tower")
-    x = visual.conv1(images.to(visual.conv1.weight.dtype))
-    b, width, gh, gw = x.shape
-    x = x.flatten(2).transpose(1, 2)
-    cls = visual.class_embedding.to(x.dtype).expand(b, 1, width)
-    x = torch.cat([cls, x], dim=1)
-    x = x + resize_position_embedding(visual.positional_embedding, (gh, gw)).to(x.dtype)
-    x = visual.ln_pre(x)
+    x, _ = embed_image_tokens(visual, images)
     found: dict[int, torch.Tensor] = {}
     checkpointed = bool(getattr(visual.transformer, "grad_checkpointing", False))
     for i, block in enumerate(blocks):
-        x = _run_block(_dense_block_forward if i == depth - 1 else _block_forward, checkpointed, block, x)
+        x = run_block(dense_block_forward if i == depth - 1 else block_forward, checkpointed, block, x)
         if i in taps:
             found[i] = x
     tokens = visual.ln_post(x) @ visual.proj
@@ -141,7 +155,7 @@ def encode_text(clip_model: nn.Module, tokens: torch.Tensor) -> torch.Tensor:
     mask = causal_mask(length, x.device, x.dtype)
     checkpointed = bool(getattr(clip_model.transformer, "grad_checkpointing", False))
     for block in clip_model.transformer.resblocks:
-        x = _run_block(_block_forward, checkpointed, block, x, mask)
+        x = run_block(block_forward, checkpointed, block, x, mask)
     x = clip_model.ln_final(x)
     pooled = x[torch.arange(x.shape[0], device=x.device), tokens.argmax(dim=-1)]
     return pooled @ clip_model.text_projection

@@ -190,7 +190,13 @@ def import_checkpoint(
             f"adapter {chosen.name!r} has no importer {importer!r}; importers: {', '.join(sorted(chosen.importers))}",
             parameter="importer",
         )
-    state, config = chosen.importers[importer](Path(source))
+    try:
+        state, config = chosen.importers[importer](Path(source))
+    except CheckpointError:
+        own = _own_file_hint(Path(source))
+        if own is None:
+            raise
+        raise CheckpointError(own) from None
     with torch.device("meta"):
         model = build_model(chosen, config)
     expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
@@ -198,6 +204,20 @@ def import_checkpoint(
     if misfits:
         raise CheckpointError(f"the {importer} importer of {chosen.name} produced weights that do not fit its model: {', '.join(misfits[:3])}")
     return state, model, importer
+
+
+def _own_file_hint(source: Path) -> str | None:
+    """What to do instead when ``source`` is one of infoclip's own training files (a run or its checkpoint)."""
+    from infoclip.training.checkpoint import read_checkpoint
+
+    try:
+        iteration = read_checkpoint(source).get("iteration")
+    except (CheckpointError, OSError):
+        return None
+    return (
+        f"{source} is an infoclip training {'run' if source.is_dir() else 'checkpoint'} (iteration {iteration}), not "
+        f"an official checkpoint; make inference weights from it with `infoclip export {source} -o weights.safetensors`"
+    )
 
 
 def convert_checkpoint(

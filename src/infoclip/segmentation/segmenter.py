@@ -30,6 +30,7 @@ from infoclip.errors import AdapterError, InputError
 from infoclip.io_utils import atomic_write, atomic_write_text
 from infoclip.runtime import PRECISIONS, autocast, check_precision, resolve_device
 from infoclip.segmentation.classes import parse_classes
+from infoclip.segmentation.expansion import OTHER, added_classes, fold_added_scores
 from infoclip.segmentation.images import image_name, load_image
 from infoclip.segmentation.overlay import draw_overlay, pixel_shares
 
@@ -121,7 +122,7 @@ class SegmentationResult:
 
     def overlay(self, alpha: float = 0.5) -> Any:
         """The class colours over the image with a legend (class colour, name, share): a ``PIL.Image`` (RGB)."""
-        caption = self.source if self.is_baseline else None
+        caption = baseline_caption(self.source) if self.is_baseline else None
         return draw_overlay(self.image, self.labels, self.classes, alpha=alpha, caption=caption).image
 
     def summary(self) -> dict[str, Any]:
@@ -139,6 +140,7 @@ class SegmentationResult:
             "weights": self.source,
             "model": self.extra.get("model", {}),
             "training_free_baseline": self.is_baseline,
+            **{key: self.extra[key] for key in ("vocabulary_expansion",) if key in self.extra},
             "protocol": self.protocol,
             "scores": self.scores,
             "precision": self.precision,
@@ -218,6 +220,15 @@ def _save_npy(path: Path, array: np.ndarray) -> None:
 BASELINE_PREFIX = "training-free baseline: "
 
 
+def baseline_caption(source: str) -> str:
+    """The overlay footer of a training-free run: the CLIP's name and tag, never a weights file's path (a long
+    path would widen the picture to its own length)."""
+    name, _, tag = source.removeprefix(BASELINE_PREFIX).partition(":")
+    if os.sep in tag or "/" in tag or Path(tag).suffix:
+        return f"{BASELINE_PREFIX}{name} (local weights {Path(tag).name})"
+    return f"{BASELINE_PREFIX}{name}:{tag}" if tag else f"{BASELINE_PREFIX}{name}"
+
+
 class Segmenter:
     """Runs a segmentation model on images with any class list.
 
@@ -240,9 +251,9 @@ class Segmenter:
             raise InputError(f"Segmenter needs an infoclip OVSSModel, got {type(model).__name__}")
         protocol = model.check_protocol(protocol)
         self.model = model.to(self.device).eval()
+        self.protocol = protocol
         self.source = source
         self.precision = precision
-        self.protocol = protocol
         #: what the summary JSON records about the model (adapter, CLIP tag, ...), set by the constructors
         self.model_info: dict[str, str] = {}
         if template is not None:
@@ -335,6 +346,7 @@ class Segmenter:
         image: str | os.PathLike[str] | np.ndarray | Any,
         classes: str | Sequence[str],
         protocol: str | None = None,
+        expand_vocabulary: str | None = None,
     ) -> SegmentationResult:
         """Segment one image.
 
@@ -343,6 +355,9 @@ class Segmenter:
                 orientation are handled, see ``infoclip.segmentation.images``).
             classes: the class names in label order, or one string ``"a,b,c"`` / ``"@names.txt"``.
             protocol: one of the model's ``protocols``; default: the segmenter's.
+            expand_vocabulary: a shipped vocabulary (``"coco"``) whose other names join the prediction; pixels
+                they win get one extra label "other" (id T), scored by the maximum of their scores
+                (``infoclip.segmentation.expansion``).
 
         Returns:
             ``SegmentationResult`` with ``labels`` (H, W) int64 and ``probs`` (T, H, W) float32.
@@ -352,20 +367,26 @@ class Segmenter:
         """
         protocol = self.model.check_protocol(protocol or self.protocol)
         class_names = parse_classes(classes)
+        added = added_classes(class_names, expand_vocabulary) if expand_vocabulary else []
         array = load_image(image)
         tensor = torch.tensor(array, device=self.device).permute(2, 0, 1).float()  # a copy: PIL arrays are read-only
         check_prediction_inputs(tensor, class_names)
         start = time.perf_counter()
         with autocast(self.device, self.precision):
-            probs = self.model.predict(tensor, class_names, protocol=protocol)
+            probs = self.model.predict(tensor, class_names + added, protocol=protocol)
         probs_np = probs.detach().float().cpu().numpy()
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
         seconds = time.perf_counter() - start
-        expected = (len(class_names), array.shape[0], array.shape[1])
+        expected = (len(class_names) + len(added), array.shape[0], array.shape[1])
         if probs_np.shape != expected:
             raise InputError(f"the model returned probabilities of shape {probs_np.shape}, expected {expected}")
         extra: dict[str, Any] = {"model": dict(self.model_info)}
+        if added:
+            extra["vocabulary_expansion"] = {"vocabulary": expand_vocabulary, "added_classes": len(added),
+                                             "other_id": len(class_names), "other_score": "maximum over the added classes"}  # fmt: skip
+            probs_np = fold_added_scores(probs_np, len(class_names))
+            class_names = class_names + [OTHER]
         if isinstance(image, (str, os.PathLike)):
             extra["image_path"] = str(image)
         return SegmentationResult(
@@ -385,13 +406,16 @@ class Segmenter:
         )
 
     def predict_many(
-        self, images: Sequence[Any], classes: str | Sequence[str], protocol: str | None = None
+        self, images: Sequence[Any], classes: str | Sequence[str], protocol: str | None = None,
+        expand_vocabulary: str | None = None,
     ) -> Iterator[SegmentationResult | InputError]:
         """``predict`` each image in turn; an unreadable image yields its ``InputError`` and the rest still run."""
         class_names = parse_classes(classes)
+        if expand_vocabulary:
+            added_classes(class_names, expand_vocabulary)  # a bad vocabulary or an "other" class fails once, up front
         for image in images:
             try:
-                yield self.predict(image, class_names, protocol)
+                yield self.predict(image, class_names, protocol, expand_vocabulary)
             except InputError as exc:
                 yield exc
 

@@ -2,7 +2,7 @@
 
 The pipeline (catseg-reference.md §2) applied to one ``(image HxWx3 uint8 RGB, label HxW int64)`` pair:
 
-1. ``resize_shortest_edge``: short side to ``min_size`` (long side capped at ``max_size``), image bilinear
+1. ``resize_shortest_edge``: short side to ``min_size`` (or one drawn from a ``min_size`` list), long side capped at ``max_size``, image bilinear
    through PIL as detectron2 does, label nearest;
 2. ``random_crop_category_area``: a ``crop_size`` square crop; with ``max_area < 1`` up to 10 tries to find a
    crop in which no single class covers more than ``max_area`` of the labelled pixels (1.0 = plain crop);
@@ -64,7 +64,8 @@ def resize_shortest_edge(
     new_h, new_w = shortest_edge_size(height, width, min_size, max_size)
     if (new_h, new_w) == (height, width):
         return image, label
-    resized = np.asarray(Image.fromarray(image).resize((new_w, new_h), Image.BILINEAR))
+    # np.array, not np.asarray: PIL's buffer is read-only, and torch.from_numpy warns on read-only arrays.
+    resized = np.array(Image.fromarray(image).resize((new_w, new_h), Image.BILINEAR))
     return resized, resize_label_nearest(label, new_h, new_w)
 
 
@@ -184,7 +185,8 @@ def pad_to_multiple(image: np.ndarray, label: np.ndarray, divisor: int) -> tuple
 class TrainAugmentation:
     """The whole training pipeline with its settings (the ``data`` section of a run config)."""
 
-    min_size: int = 384
+    #: the short side, or a list to draw it from per image (detectron2's "choice" sampling, SAN's recipe)
+    min_size: int | tuple[int, ...] = 384
     max_size: int = 1333
     crop_size: int = 384
     crop_max_category_area: float = 1.0
@@ -196,7 +198,7 @@ class TrainAugmentation:
     def from_config(cls, data: Mapping[str, Any]) -> TrainAugmentation:
         """Build from a run config's ``data`` section."""
         return cls(
-            min_size=int(data["min_size"]),
+            min_size=tuple(int(v) for v in data["min_size"]) if isinstance(data["min_size"], (list, tuple)) else int(data["min_size"]),
             max_size=int(data["max_size"]),
             crop_size=int(data["crop_size"]),
             crop_max_category_area=float(data["crop_max_category_area"]),
@@ -225,7 +227,8 @@ class TrainAugmentation:
         """
         _check_pair(image, label)
         label = label.astype(np.int64, copy=False)
-        image, label = resize_shortest_edge(image, label, self.min_size, self.max_size)
+        short = self.min_size if isinstance(self.min_size, int) else self.min_size[int(rng.integers(len(self.min_size)))]
+        image, label = resize_shortest_edge(image, label, short, self.max_size)
         image, label = random_crop_category_area(image, label, self.crop_size, self.crop_max_category_area, rng)
         if self.color_jitter:
             image = ColorJitter()(image, rng)

@@ -36,7 +36,7 @@ def export_checkpoint(
         InputError: ``output`` exists and ``force`` is false, or does not end in ``.safetensors``.
     """
     from infoclip.models import build_model, save_model
-    from infoclip.weights import load_state_strict
+    from infoclip.weights import first_non_finite, load_state_strict
 
     output = Path(output)
     if output.suffix != ".safetensors":
@@ -56,6 +56,12 @@ def export_checkpoint(
     load_state_strict(model, state, path)
     run = path.parent.parent if path.parent.name == "checkpoints" else path.parent
     weights = model.inference_state_dict()
+    bad = first_non_finite(weights)
+    if bad is not None:
+        raise CheckpointError(
+            f"{path} (iteration {iteration}) holds non-finite weights: {bad[0]} has {bad[1]} NaN/inf values; "
+            "nothing exported; export an earlier checkpoint of the run"
+        )
     save_model(model, output, classes=classes, source=f"infoclip export {run.name}@{iteration}", state_dict=weights)
     summary: dict[str, Any] = {
         "adapter": model.adapter_name,

@@ -23,6 +23,9 @@ from torch import nn
 from infoclip.adapters.contract import CLIP_PART, OVSSModel
 from infoclip.adapters.parameters import GroupRule, WeightDecayPolicy, build_param_groups
 
+#: power of the poly schedule (detectron2's SOLVER.POLY_LR_POWER default, SAN's value)
+POLY_POWER = 0.9
+
 
 def weight_decay_policy(solver: Mapping[str, Any]) -> WeightDecayPolicy:
     """The ``solver`` section's weight-decay settings as a policy."""
@@ -68,6 +71,7 @@ class LRFactor:
 
     ``cosine``: detectron2's ``WarmupCosineLR``: ``end + (1 - end) * 0.5 * (1 + cos(pi * it / max_iter))``
     where ``end = lr_end / lr``, times a linear warm-up from ``warmup_factor`` to 1 over ``warmup_iterations``.
+    ``poly``: detectron2's ``WarmupPolyLR``: ``(1 - it / max_iter) ** POLY_POWER`` (SAN's schedule).
     ``constant``: 1 after warm-up.
     """
 
@@ -83,6 +87,8 @@ class LRFactor:
         if self.schedule == "cosine":
             where = min(iteration, self.max_iter) / self.max_iter
             value = self.end_factor + (1.0 - self.end_factor) * 0.5 * (1.0 + math.cos(math.pi * where))
+        elif self.schedule == "poly":
+            value = (1.0 - min(iteration, self.max_iter) / self.max_iter) ** POLY_POWER
         else:
             value = 1.0
         if iteration < self.warmup_iterations:

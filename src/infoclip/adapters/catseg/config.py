@@ -8,37 +8,29 @@ passes silently and weights files always store the complete, resolved config.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from infoclip.adapters.config_checks import ModelSchema
 from infoclip.adapters.config_checks import check_int as _int
 from infoclip.adapters.config_checks import fail as _fail
-from infoclip.adapters.config_checks import unknown_keys as _unknown_keys
-from infoclip.config import deep_merge, load_config
 from infoclip.errors import ConfigError
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 SCHEMA_PRESET = "catseg-vit-b16"
 #: shipped presets, name -> YAML path
-PRESETS: dict[str, Path] = {p.stem: p for p in sorted(CONFIG_DIR.glob("*.yaml"))}
-
-
-@lru_cache(maxsize=1)
-def _schema() -> dict[str, Any]:
-    return load_config(PRESETS[SCHEMA_PRESET])["model"]
+SCHEMA = ModelSchema(CONFIG_DIR, SCHEMA_PRESET, "CAT-Seg")
+PRESETS: dict[str, Path] = SCHEMA.presets
 
 
 def default_model_config() -> dict[str, Any]:
     """A fresh copy of the complete default ``model:`` section (ViT-B/16, official values)."""
-    return deep_merge(_schema(), {})
+    return SCHEMA.defaults()
 
 
 def preset_model_config(name: str) -> dict[str, Any]:
     """The resolved ``model:`` section of a shipped preset (``catseg-vit-b16``, ``catseg-vit-l14-336``, ``catseg-tiny``)."""
-    if name not in PRESETS:
-        raise ConfigError(f"no CAT-Seg preset {name!r}; presets: {', '.join(sorted(PRESETS))}")
-    return resolve_model_config(load_config(PRESETS[name])["model"])
+    return resolve_model_config(SCHEMA.preset(name))
 
 
 def _int_list(value: Any, key: str, length: int, minimum: int = 0) -> list[int]:
@@ -59,11 +51,7 @@ def resolve_model_config(config: Mapping[str, Any] | None) -> dict[str, Any]:
     Raises:
         ConfigError: an unknown key or a value of the wrong kind (the message names the key).
     """
-    config = dict(config or {})
-    unknown = _unknown_keys(_schema(), config)
-    if unknown:
-        raise ConfigError(f"unknown CAT-Seg model keys: {', '.join(unknown)} (see the catseg-vit-b16 preset for the schema)")
-    cfg = deep_merge(_schema(), config)
+    cfg = SCHEMA.merge(config)
     clip, agg, inf = cfg["clip"], cfg["aggregator"], cfg["inference"]
     if not isinstance(clip["name"], str) or not clip["name"]:
         _fail("clip.name", "an open_clip architecture name", clip["name"])

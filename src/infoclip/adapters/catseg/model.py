@@ -13,21 +13,22 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from infoclip.adapters.catseg.aggregator import Aggregator
 from infoclip.adapters.catseg.config import resolve_model_config
+from infoclip.adapters.clip_model import OpenCLIPModel
 from infoclip.adapters.contract import CLIP_PART, DenseEmbeddings, EvalProtocol, OVSSModel, TrainOutput
+from infoclip.adapters.inputs import check_class_names, check_images, resize_shortest_edge
 from infoclip.adapters.parameters import count_parameters, format_parameter_table
 from infoclip.data.spec import IGNORE_INDEX
-from infoclip.clip import build_clip, class_prompts, encode_image_dense, encode_text, get_tokenizer, load_clip_weights
+from infoclip.clip import build_clip, class_prompts, encode_image_dense, encode_text, get_tokenizer
 from infoclip.clip import normalize_images
+from infoclip.clip.teacher import FrozenCLIPTeacher, frozen_clip
 from infoclip.errors import AdapterError, ConfigError, InputError
 
 _TEXT_CACHE_SIZE = 8
@@ -81,29 +82,13 @@ def clip_input(images: torch.Tensor, config: Mapping[str, Any], pad: bool = True
     return x
 
 
-def check_images(images: Any, name: str, ndim: int) -> torch.Tensor:
-    layout = "(B, 3, H, W)" if ndim == 4 else "(3, H, W)"
-    if not isinstance(images, torch.Tensor) or images.ndim != ndim or images.shape[-3] != 3:
-        shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
-        raise InputError(f"{name} must be a {layout} RGB tensor with values in [0, 255], got {shape}")
-    if not (images.is_floating_point() or images.dtype == torch.uint8):
-        raise InputError(f"{name} must be float (or uint8) RGB in [0, 255], got dtype {images.dtype}")
-    return images
-
-
-def check_class_names(class_names: Any) -> list[str]:
-    if isinstance(class_names, str) or not isinstance(class_names, Sequence) or not class_names:
-        raise InputError("class names must be a non-empty list of strings")
-    return list(class_names)
-
-
 class _TextEncoder:
     """Prompted class-name embeddings of one CLIP, cached per class list when the caller allows it."""
 
     def __init__(self, clip_name: str, templates: Sequence[str]) -> None:
         self.tokenizer = get_tokenizer(clip_name)
         self.templates = list(templates)
-        self.cache: OrderedDict[tuple[str, ...], torch.Tensor] = OrderedDict()
+        self.cache: OrderedDict[tuple[tuple[str, ...], torch.dtype | None], torch.Tensor] = OrderedDict()
         self.tokens: OrderedDict[tuple[str, ...], torch.Tensor] = OrderedDict()
 
     def clear(self) -> None:
@@ -111,18 +96,21 @@ class _TextEncoder:
 
     def __call__(self, clip_model: nn.Module, class_names: Sequence[str], cached: bool) -> torch.Tensor:
         """(T, P, E) L2-normalised embeddings; with ``cached`` computed once per class list without autograd."""
-        key = tuple(check_class_names(class_names))
+        names = tuple(check_class_names(class_names))
         device = clip_model.token_embedding.weight.device
+        # embeddings made under bf16/fp16 autocast are in that dtype: an fp32 run must not reuse them
+        amp = torch.get_autocast_dtype(device.type) if torch.is_autocast_enabled(device.type) else None
+        key = (names, amp)
         if cached and key in self.cache and self.cache[key].device == device:
             self.cache.move_to_end(key)
             return self.cache[key]
-        if key not in self.tokens:
-            self.tokens[key] = self.tokenizer(class_prompts(key, self.templates))
+        if names not in self.tokens:
+            self.tokens[names] = self.tokenizer(class_prompts(names, self.templates))
             if len(self.tokens) > _TEXT_CACHE_SIZE:
                 self.tokens.popitem(last=False)
-        tokens = self.tokens[key].to(device)
+        tokens = self.tokens[names].to(device)
         with torch.set_grad_enabled(torch.is_grad_enabled() and not cached):
-            text = F.normalize(encode_text(clip_model, tokens), dim=-1).reshape(len(key), len(self.templates), -1)
+            text = F.normalize(encode_text(clip_model, tokens), dim=-1).reshape(len(names), len(self.templates), -1)
         if cached:
             self.cache[key] = text
             if len(self.cache) > _TEXT_CACHE_SIZE:
@@ -135,7 +123,7 @@ def _dense_text(text: torch.Tensor) -> torch.Tensor:
     return text[:, 0] if text.shape[1] == 1 else F.normalize(text.mean(dim=1), dim=-1)
 
 
-class CATSeg(OVSSModel):
+class CATSeg(OpenCLIPModel):
     """CAT-Seg: fine-tuned CLIP (dense) + cost aggregation, trained with per-class BCE.
 
     Args:
@@ -202,58 +190,25 @@ class CATSeg(OVSSModel):
             from infoclip.core import LPAM
 
             self.lpam = LPAM(embed, residual=cfg["lpam_residual"])
-        self._text = _TextEncoder(clip_cfg["name"], templates)
+        self.text_encoder = _TextEncoder(clip_cfg["name"], templates)
         set_clip_finetuning(self.clip_model, clip_cfg["finetune"])
 
     # ------------------------------------------------------------------ housekeeping
+    def clip_settings(self) -> Mapping[str, Any]:
+        """``model.clip`` (architecture ``name``, ``pretrained`` weights)."""
+        return self.config["clip"]
+
     def model_config(self) -> dict[str, Any]:
         """The complete resolved ``model:`` config (stored in weights files; rebuilds this architecture)."""
         return resolve_model_config(self.config)
-
-    @property
-    def clip_tag(self) -> str:
-        """``"<open_clip name>:<pretrained>"``, e.g. ``"ViT-B-16-quickgelu:openai"`` (``:random`` when ``clip.pretrained`` is null)."""
-        clip_cfg = self.config["clip"]
-        return f"{clip_cfg['name']}:{clip_cfg['pretrained'] or 'random'}"
 
     def train(self, mode: bool = True) -> CATSeg:
         """Switch training/evaluation behaviour: class-aggregation pooling (2x2 / 1x1 by default) and text
         caching (eval only). Entering training mode drops the cache, since training changes the text encoder;
         staying in or entering eval mode keeps it (``predict`` calls ``eval()`` on every image)."""
         if mode:
-            self._text.clear()
+            self.text_encoder.clear()
         return super().train(mode)
-
-    def _apply(self, fn, *args, **kwargs):  # noqa: ANN001 - nn.Module's signature
-        self._text.clear()
-        return super()._apply(fn, *args, **kwargs)
-
-    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):  # noqa: ANN001
-        self._text.clear()
-        return super().load_state_dict(state_dict, strict=strict, assign=assign)
-
-    @property
-    def embed_dim(self) -> int:
-        """Width of CLIP's joint embedding space (``visual.output_dim``: 512 for ViT-B/16, 768 for ViT-L/14)."""
-        return int(self.clip_model.visual.proj.shape[1])
-
-    def set_grad_checkpointing(self, enable: bool = True) -> None:
-        """Recompute CLIP block activations in backward (saves memory in training)."""
-        self.clip_model.set_grad_checkpointing(enable)
-
-    def load_pretrained(self, cache_dir: str | None = None) -> Path | None:
-        """Load the pretrained CLIP weights named by ``model.clip.pretrained`` (tag or file); may download.
-
-        Returns the weights file read, or ``None`` when ``pretrained`` is null (the seeded random init stays).
-
-        Raises:
-            WeightsNotFoundError: not cached and cannot be downloaded (the message says what to fetch).
-        """
-        clip_cfg = self.config["clip"]
-        if not clip_cfg["pretrained"]:
-            return None
-        self._text.clear()
-        return load_clip_weights(self.clip_model, clip_cfg["name"], clip_cfg["pretrained"], cache_dir)
 
     @property
     def prompt_templates(self) -> list[str]:
@@ -277,7 +232,7 @@ class CATSeg(OVSSModel):
                 f"{len(templates)} cannot replace them"
             )
         self.config["prompt_templates"] = templates
-        self._text = _TextEncoder(self.config["clip"]["name"], templates)
+        self.text_encoder = _TextEncoder(self.config["clip"]["name"], templates)
 
     @property
     def decoder_lpam(self) -> nn.Module | None:
@@ -297,7 +252,7 @@ class CATSeg(OVSSModel):
     def encode_classes(self, class_names: Sequence[str]) -> torch.Tensor:
         """(T, P, E) L2-normalised prompt embeddings; cached per class list in eval mode, recomputed with
         gradients in training mode (the text encoder's Q/V train)."""
-        return self._text(self.clip_model, class_names, cached=not self.training)
+        return self.text_encoder(self.clip_model, class_names, cached=not self.training)
 
     def encode_image(self, images: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """Dense CLIP tokens (B, 1 + h*w, E) and the guidance taps of CLIP-ready images (B, 3, R, R)."""
@@ -473,28 +428,6 @@ class CATSeg(OVSSModel):
         return local.div_(count).add_(global_probs).div_(2)  # (local / count + global) / 2, in place
 
 
-def resize_shortest_edge(image: torch.Tensor, short: int, max_size: int) -> torch.Tensor:
-    """detectron2's test-time ``ResizeShortestEdge`` on an 8-bit image: (3, H, W) -> (3, h, w) float 0-255.
-
-    The new size is ``short`` on the short side (long side scaled, capped at ``max_size``, rounded half up);
-    resampling is PIL's bilinear on uint8 (antialiased when shrinking), exactly as detectron2 does for the
-    uint8 images its loader reads. Returns the image unchanged in size when it already fits.
-    """
-    from PIL import Image
-
-    h, w = image.shape[-2:]
-    scale = short / min(h, w)
-    new_h, new_w = (short, scale * w) if h < w else (scale * h, short)
-    if max(new_h, new_w) > max_size:
-        shrink = max_size / max(new_h, new_w)
-        new_h, new_w = new_h * shrink, new_w * shrink
-    new_h, new_w = int(new_h + 0.5), int(new_w + 0.5)
-    pixels = image.detach().float().round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).cpu().numpy()
-    if (new_h, new_w) != (h, w):
-        pixels = np.asarray(Image.fromarray(pixels).resize((new_w, new_h), Image.BILINEAR))
-    return torch.from_numpy(np.array(pixels, dtype=np.uint8)).permute(2, 0, 1).float()
-
-
 def _table_label(name: str) -> str:
     if name.startswith("clip_model.visual."):
         return "CLIP image tower"
@@ -517,7 +450,7 @@ def parameter_table(model: CATSeg) -> str:
     return format_parameter_table(counts, [f"CLIP fine-tuning: {mode} (trainable CLIP tensors: {kinds})"])
 
 
-class CATSegTeacher(nn.Module):
+class CATSegTeacher(FrozenCLIPTeacher):
     """InfoCLIP's teacher for CAT-Seg: a frozen pretrained CLIP run exactly as the student runs its own
     (same normalisation, padding, resolution, dense last block, prompts). Always in eval mode, never
     trained (no parameter requires grad), never exported.
@@ -528,30 +461,19 @@ class CATSegTeacher(nn.Module):
     """
 
     def __init__(self, config: Mapping[str, Any], clip_model: nn.Module) -> None:
-        super().__init__()
-        self.config = resolve_model_config(config)
-        self.clip_model = clip_model
-        self.clip_model.requires_grad_(False)
+        config = resolve_model_config(config)
+        super().__init__(clip_model, _TextEncoder(config["clip"]["name"], config["prompt_templates"]))
+        self.config = config
         patch = clip_model.visual.patch_size[0]
         resolution = self.config["clip"]["resolution"]
         self.grid = (resolution // patch, resolution // patch)
-        self._text = _TextEncoder(self.config["clip"]["name"], self.config["prompt_templates"])
-        super().train(False)
-
-    def train(self, mode: bool = True) -> CATSegTeacher:
-        """The teacher stays in eval mode whatever is asked."""
-        return super().train(False)
-
-    def _apply(self, fn, *args, **kwargs):  # noqa: ANN001
-        self._text.clear()
-        return super()._apply(fn, *args, **kwargs)
 
     @torch.no_grad()
     def forward(self, images: torch.Tensor, class_names: Sequence[str]) -> DenseEmbeddings:
         """Teacher embeddings: images (B, 3, H, W) float RGB in [0, 255] -> ``DenseEmbeddings(image
         (B, h*w, E) projected dense patch tokens before L2 normalisation, grid (h, w), text (T, E)
         L2-normalised, cached per class list)``."""
-        text = self._text(self.clip_model, class_names, cached=True)
+        text = self.text_encoder(self.clip_model, class_names, cached=True)
         tokens, _ = encode_image_dense(self.clip_model, clip_input(images, self.config))
         return DenseEmbeddings(tokens[:, 1:], self.grid, _dense_text(text))
 
@@ -576,12 +498,4 @@ def build_teacher(model_config: Mapping[str, Any] | None, student: OVSSModel | N
     """
     cfg = resolve_model_config(model_config)
     clip_cfg = cfg["clip"]
-    clip_model = build_clip(clip_cfg["name"], init_seed=clip_cfg["init_seed"])
-    if clip_cfg["pretrained"]:
-        load_clip_weights(clip_model, clip_cfg["name"], clip_cfg["pretrained"])
-    teacher = CATSegTeacher(cfg, clip_model)
-    if student is not None:
-        param = next(student.parameters(), None)
-        if param is not None:
-            teacher = teacher.to(param.device)
-    return teacher
+    return CATSegTeacher(cfg, frozen_clip(clip_cfg["name"], clip_cfg["pretrained"], clip_cfg["init_seed"])).on_device_of(student)

@@ -26,8 +26,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from infoclip.adapters.catseg.model import check_class_names, check_images, resize_shortest_edge
+from infoclip.adapters.catseg.model import check_images, resize_shortest_edge
 from infoclip.adapters.contract import CLIP_PART, DenseEmbeddings, EvalProtocol, OVSSModel, TrainOutput
+from infoclip.adapters.contract import check_class_list, check_prediction_inputs
 from infoclip.adapters.fcclip.backbone import ConvNeXtCLIP
 from infoclip.adapters.fcclip.config import resolve_model_config
 from infoclip.adapters.fcclip.decoder import HeadOutput, MaskedAttentionDecoder, mask_pool, synonym_max_logits
@@ -39,9 +40,12 @@ from infoclip.mask_classification import SetCriterion, SetCriterionConfig
 from infoclip.mask_classification.semantic_inference import semantic_scores as mask_semantic_scores
 from infoclip.mask_classification.targets import batch_semantic_targets
 
-#: FC-CLIP evaluates whole images; "sliding" is the contract's name for "the framework's published
-#: protocol", which for FC-CLIP is that same whole-image protocol
-PROTOCOLS = ("sliding", "whole")
+#: FC-CLIP has one evaluation protocol; "sliding" is accepted as well because infoclip's CLI uses that word for
+#: "the framework's published protocol" (for FC-CLIP: the same whole-image protocol)
+FCCLIP_PROTOCOLS = (
+    EvalProtocol("whole", "FC-CLIP's protocol: short side 800 (long side <= 1333), the whole image in one pass, zero-padded to 32"),
+    EvalProtocol("sliding", "the same as whole (FC-CLIP publishes no sliding window; the word names the published protocol)"),
+)
 _TEXT_CACHE_SIZE = 8
 
 
@@ -67,7 +71,7 @@ class TextClassifier:
     @torch.no_grad()
     def __call__(self, backbone: ConvNeXtCLIP, class_names: Sequence[str]) -> tuple[torch.Tensor, list[int]]:
         """``(text (S, E) L2-normalised, synonyms per class)`` for ``class_names``."""
-        key = tuple(check_class_names(class_names))
+        key = tuple(check_class_list(class_names))
         device = backbone.clip_model.token_embedding.weight.device
         hit = self.cache.get(key)
         if hit is not None and hit[0].device == device:
@@ -131,13 +135,10 @@ class FCCLIP(OVSSModel):
     """
 
     adapter_name = "fcclip"
-    protocols = (
-        EvalProtocol("sliding", "FC-CLIP's published protocol: short side 800 (max 1333), the whole image in one pass"),
-        EvalProtocol("whole", "the same single pass (FC-CLIP has one protocol; both names mean it)"),
-    )
+    protocols = FCCLIP_PROTOCOLS
     score_description = (
-        "FC-CLIP's semantic scores sum_q p_qc sigmoid(mask_q) in [0, Q] (a sum over queries, not a probability; "
-        "argmax gives the labels)"
+        "FC-CLIP's semantic scores sum_q p_qc * sigmoid(mask_q) over the queries, in [0, number of queries]: not "
+        "probabilities (the official sem_seg before argmax)"
     )
 
     def __init__(self, config: Mapping[str, Any] | None = None) -> None:
@@ -205,29 +206,24 @@ class FCCLIP(OVSSModel):
 
     @property
     def prompt_templates(self) -> list[str]:
-        """``model.prompt_templates`` (averaged per synonym)."""
+        """``model.prompt_templates``: ViLD's 14 templates in the official model."""
         return list(self.config["prompt_templates"])
 
     def set_prompt_templates(self, templates: Sequence[str]) -> None:
-        """Prompt every synonym with these templates instead of the configured ones (templates are averaged,
-        so their number is not part of the architecture); drops the cached class embeddings."""
+        """Prompt every synonym with ``templates`` (any number: FC-CLIP averages over them)."""
         templates = list(templates)
         if not templates or not all(isinstance(t, str) and t.count("{}") == 1 for t in templates):
-            raise InputError(f"a prompt template needs exactly one '{{}}' for the class name, got {templates!r}")
+            raise InputError(f"prompt templates must be strings with {{}} exactly once, got {templates!r}")
         self.config["prompt_templates"] = templates
         inf = self.config["inference"]
         self._text = TextClassifier(self.config["clip"]["name"], templates, inf["text_chunk"], inf["text_truncate"])
 
-    def set_prompt_template(self, template: str) -> None:
-        """Prompt every synonym with this one template (``set_prompt_templates([template])``)."""
-        self.set_prompt_templates([template])
-
     def lr_parts(self) -> dict[str, tuple[str, ...]]:
-        """The CLIP (frozen by default; its last stage with ``clip.finetune: stage4``) trains at the CLIP multiplier."""
+        """The CLIP (frozen, except its last stage with ``clip.finetune: stage4``) trains at the CLIP multiplier."""
         return {CLIP_PART: ("backbone.clip_model",)}
 
     def parameter_table(self) -> str:
-        """A text table of trainable and frozen parameters per part."""
+        """Trainable / frozen parameter counts per part (CLIP image and text towers, pixel decoder, decoder, void)."""
         return parameter_table(self)
 
     # ------------------------------------------------------------------ forward passes
@@ -415,13 +411,13 @@ class FCCLIP(OVSSModel):
 
     # ------------------------------------------------------------------ prediction
     @torch.no_grad()
-    def predict(self, image: torch.Tensor, class_names: Sequence[str], protocol: str = "sliding") -> torch.Tensor:
+    def predict(self, image: torch.Tensor, class_names: Sequence[str], protocol: str = "whole") -> torch.Tensor:
         """FC-CLIP's semantic score map of one image with its evaluation protocol (reference §3).
 
         detectron2's ``ResizeShortestEdge(800, max 1333)`` on the 8-bit image (PIL bilinear), the whole image
         in one pass (zero-padded to 32), ensemble, semantic inference in the configured upsampling order, at the
-        original size. FC-CLIP has one protocol: ``"sliding"`` (the contract's name for the published one) and
-        ``"whole"`` both mean it.
+        original size. FC-CLIP has one protocol (``"whole"``; ``"sliding"`` is accepted as the same, see
+        ``FCCLIP_PROTOCOLS``).
 
         Args:
             image: (3, H, W) float (or uint8) RGB in [0, 255].
@@ -431,10 +427,8 @@ class FCCLIP(OVSSModel):
             (T, H, W) float32 scores ``sum_q p_qc sigmoid(mask_q)``, in [0, Q] (the official ``sem_seg``; argmax
             gives the labels; not a probability: it sums over queries).
         """
-        check_images(image, "image", 3)
-        names = check_class_names(class_names)
-        if protocol not in PROTOCOLS:
-            raise InputError(f"protocol must be one of {', '.join(PROTOCOLS)}, got {protocol!r}")
+        names = check_prediction_inputs(image, class_names)
+        self.check_protocol(protocol)
         height, width = image.shape[-2:]
         was_training = self.training
         self.eval()
