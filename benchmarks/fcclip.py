@@ -1,4 +1,4 @@
-"""FC-CLIP ConvNeXt-L on CPU (random weights): inference time and peak memory, beside CAT-Seg and the official code.
+"""FC-CLIP ConvNeXt-L on CPU (random weights): inference time and peak memory, beside CAT-Seg, SAN and the official code.
 
 Each case runs in a fresh subprocess, so its peak resident memory is its own. All cases segment the same
 synthetic image (``--image``, default 480x640: gradients, a checkerboard, noise) with the same ``--classes``:
@@ -9,11 +9,11 @@ synthetic image (``--image``, default 480x640: gradients, a checkerboard, noise)
   and semantic inference);
 * ``catseg``: CAT-Seg ViT-B/16 ``predict`` with its published sliding protocol (short side 640), same classes
   (first synonym of each), text cached;
+* ``san``: SAN ViT-B/16 ``predict`` with its published protocol (short side 640, whole image), same classes
+  (first synonym of each); the second of two images is timed (the first also encodes the text);
 * ``official`` (with ``--official-scratch DIR``): the official FC-CLIP modules through the scratch harness
   ``DIR/official_run.py`` (detectron2 stubbed, fcclip-reference.md §5; not part of this repository), same image
   and classes; its second forward (text cached) is timed. Its peak memory includes the harness's seeded weights.
-
-SAN is not in this branch's ``main`` yet; add it when it is.
 
     OMP_NUM_THREADS=1 python benchmarks/fcclip.py --official-scratch /work/scratch/fcclip
     OMP_NUM_THREADS=1 python benchmarks/fcclip.py --short 320 --image 240x320 ...   # what fits a shared CPU
@@ -143,6 +143,27 @@ def run_catseg(height: int, width: int, threads: int) -> dict:
             "wall_s": round(t.wall, 2), "peak_rss_mib": round(_peak_mib())}  # fmt: skip
 
 
+def run_san(height: int, width: int, threads: int) -> dict:
+    import torch
+
+    from infoclip.adapters.san import build_model, preset_model_config
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    model = build_model(preset_model_config("san-vit-b16")).eval()
+    names = [c.split(",")[0] for c in CLASSES]
+    image = _image(height, width)
+    with torch.no_grad():
+        with Timer() as t:
+            probs = model.predict(image, names)  # first image: also encodes the text
+        text = t.cpu
+        with Timer() as t:
+            probs = model.predict(image, names)
+    assert probs.shape == (len(names), height, width)
+    return {"case": "san", "preset": "san-vit-b16", "text_cpu_s": round(max(text - t.cpu, 0.0), 2), "cpu_s": round(t.cpu, 2),
+            "wall_s": round(t.wall, 2), "peak_rss_mib": round(_peak_mib())}  # fmt: skip
+
+
 def run_official(scratch: Path, height: int, width: int, threads: int, short: int) -> dict:
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "HF_HUB_OFFLINE": "1",
            "PYTHONPATH": os.pathsep.join(str(scratch / p) for p in ("stubs", "oc224", "official"))}  # fmt: skip
@@ -164,7 +185,7 @@ def main() -> None:
     parser.add_argument("--image", default="480x640", help="HxW of the synthetic image")
     parser.add_argument("--preset", default="fcclip-convnext-l")
     parser.add_argument("--short", type=int, default=800, help="FC-CLIP's test short side (800 in its protocol)")
-    parser.add_argument("--cases", default="fcclip,catseg,official")
+    parser.add_argument("--cases", default="fcclip,catseg,san,official")
     parser.add_argument("--official-scratch", type=Path, help="scratch folder with official_run.py (official case)")
     parser.add_argument("--case", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -174,6 +195,8 @@ def main() -> None:
             row = run_fcclip(args.preset, height, width, args.threads, args.short)
         elif args.case == "catseg":
             row = run_catseg(height, width, args.threads)
+        elif args.case == "san":
+            row = run_san(height, width, args.threads)
         else:
             row = run_official(args.official_scratch, height, width, args.threads, args.short)
         print(json.dumps(row))
@@ -206,7 +229,7 @@ def main() -> None:
                 print(f"  {name:<50} {value:>7.2f}")
     by = {r["case"]: r for r in rows}
     if "fcclip" in by:
-        for other in ("catseg", "official"):
+        for other in ("catseg", "san", "official"):
             if other in by:
                 print(f"ratio FC-CLIP / {by[other]['preset']} CPU time: {by['fcclip']['cpu_s'] / by[other]['cpu_s']:.2f}x; "
                       f"peak memory {by['fcclip']['peak_rss_mib'] / by[other]['peak_rss_mib']:.2f}x")  # fmt: skip

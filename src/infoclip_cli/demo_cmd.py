@@ -34,7 +34,7 @@ def demo(
 
     The model is loaded once. The page takes an image (upload, paste or one of the examples), class names
     (commas or one per line) or a shipped vocabulary, and, under "Advanced", the protocol, precision, prompt
-    template and overlay opacity. It shows the overlay with a clickable legend, a table of the classes present
+    template, overlay opacity and vocabulary expansion. It shows the overlay with a clickable legend, a table of the classes present
     (share, mean score) and offers the label map PNG and the JSON that `infoclip segment` writes. Images above
     1,048,576 pixels are scaled down before segmentation. Every action is also an API endpoint for gradio_client
     (`/segment`, `/highlight`; see "Use via API" at the bottom of the page). No share link, no telemetry.

@@ -172,6 +172,11 @@ def eval_command(
         typer.Option("--clip", help="Instead of --weights: score the training-free dense-CLIP baseline of "
                      "MODEL:TAG (ViT-B-16:openai, MODEL:/path/to/weights)."),
     ] = None,
+    dense_clip: Annotated[
+        bool,
+        typer.Option("--dense-clip", help="With --weights: score the weights' own (fine-tuned) CLIP training-free, "
+                     "exactly as --clip scores a pretrained one (dense patch embeddings against the class prompts)."),
+    ] = False,
     dataset: Annotated[
         Optional[list[str]],
         typer.Option("--dataset", "-d", help="Registered dataset (ade150, pc59, ...), `all` (the six benchmarks), "
@@ -231,6 +236,8 @@ def eval_command(
             "give either --weights (a name such as catseg-b16, hf:ORG/REPO/FILE or a file) or --clip MODEL:TAG "
             "(the training-free baseline)"
         )
+    if dense_clip and weights is None:
+        raise InputError("--dense-clip scores the CLIP inside --weights; give --weights (with --clip, the baseline is already training-free)")
     if weights is not None:
         _check_weights_argument(str(weights))
     datasets = _open_datasets(list(dataset or []), split, images, labels, classes, ignore_value)
@@ -245,6 +252,12 @@ def eval_command(
         # the prompt templates are part of the protocol (ecosystem notes): recorded with the numbers
         templates = {"prompt_templates": model.prompt_templates} if model.prompt_templates else {}
         extra = {"weights": str(weights), "adapter": meta.adapter, "clip_tag": meta.clip_tag, **templates}
+        if dense_clip:
+            from infoclip.segmentation.baseline import DenseCLIPBaseline
+
+            model = DenseCLIPBaseline.from_model(model)
+            extra = {**extra, "adapter": f"dense-clip-baseline of the {meta.adapter} weights' CLIP (training-free)",
+                     "prompt_templates": model.prompt_templates}
     results = []
     with stderr_progress() as new_task:
         for ds in datasets:

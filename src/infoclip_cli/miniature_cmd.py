@@ -67,6 +67,8 @@ def _print_results(results: dict) -> None:
 def miniature_command(
     ctx: typer.Context,
     fast: Annotated[bool, typer.Option("--fast", help="The ~3-minute mode: one seed, CAT-Seg and InfoCLIP (batch axis), fewer images.")] = False,
+    forgetting: Annotated[bool, typer.Option("--forgetting", help="The forgetting regime: CLIP trained at the full "
+                          "learning rate, 3 seeds x 3 methods, with a validation split and the mechanism measurements.")] = False,
     output_dir: Annotated[Path, typer.Option("--output-dir", "-o", help="Folder for data, runs, weights and results.")] = Path("infoclip-miniature"),
     seeds: Annotated[Optional[str], typer.Option(help="Comma-separated seeds (default: the mode's, 0,1,2 for the full run).")] = None,
     jobs: Annotated[int, typer.Option(min=1, help="Commands run at once (one CPU thread each).")] = 2,
@@ -82,7 +84,7 @@ def miniature_command(
 
     prepare_output_dir(output_dir, force)
     run = Miniature(
-        output_dir, mode="fast" if fast else "full", config=MiniatureConfig.load(config),
+        output_dir, mode=_mode(fast, forgetting), config=MiniatureConfig.load(config),
         seeds=_parse_seeds(seeds), jobs=jobs, log=_log,
     )
     results = run.run(pretrain=pretrain)
@@ -126,3 +128,11 @@ def pretrain_clip_command(
 
 def register(app: typer.Typer) -> None:
     app.add_typer(miniature_app, name="miniature")
+
+
+def _mode(fast: bool, forgetting: bool) -> str:
+    from infoclip.errors import InputError
+
+    if fast and forgetting:
+        raise InputError("--fast and --forgetting are two different modes; give one of them")
+    return "fast" if fast else "forgetting" if forgetting else "full"

@@ -16,7 +16,8 @@ from tests.segmentation.images_on_disk import gradient_rgb, write_truncated_png
 
 pytestmark = needs_gradio
 
-DEFAULTS = ("none", "sliding", "fp32", "", 0.5, False)  # vocabulary, protocol, precision, template, opacity, probs
+# vocabulary, protocol, precision, template, opacity, probabilities, vocabulary expansion
+DEFAULTS = ("none", "sliding", "fp32", "", 0.5, False, "none")
 
 
 def segment(client, image, classes, *rest):  # noqa: ANN001, ANN201
@@ -101,7 +102,9 @@ def test_the_page_serves_no_telemetry_and_documents_its_endpoints(server):
     info = Client(server, verbose=False).view_api(print_info=False, return_format="dict")
     assert set(info["named_endpoints"]) == {"/segment", "/highlight"}
     names = [p["parameter_name"] for p in info["named_endpoints"]["/segment"]["parameters"]]
-    assert names == ["image", "classes", "vocabulary", "protocol", "precision", "template", "opacity", "save_probs"]
+    assert names == [
+        "image", "classes", "vocabulary", "protocol", "precision", "template", "opacity", "save_probs", "expand_vocabulary"
+    ]
 
 
 def test_a_busy_port_is_one_line(page):

@@ -80,6 +80,20 @@ def test_answer_matches_segmenter_and_writes_what_segment_writes(page, tiny_weig
     assert "photo.png: 64x48, 3 classes, whole protocol, fp32" in answer.message
 
 
+def test_vocabulary_expansion_labels_the_added_classes_other(page, tiny_weights, photo):
+    answer = page.run(str(photo), "cat, sofa", "none", PageOptions(protocol="whole", expand_vocabulary="voc20"))
+    reference = Segmenter.from_pretrained(tiny_weights, device="cpu").predict(
+        photo, ["cat", "sofa"], protocol="whole", expand_vocabulary="voc20"
+    )
+    np.testing.assert_array_equal(answer.result.labels, reference.labels)
+    assert answer.result.classes == ["cat", "sofa", "other"] and answer.display.classes == answer.result.classes
+    assert answer.summary["classes"] == ["cat", "sofa", "other"]
+    assert answer.summary["vocabulary_expansion"]["vocabulary"] == "voc20"
+    assert {row.name for row in answer.legend} <= {"cat", "sofa", "other"} and len(answer.display.colours) == 3
+    with pytest.raises(InputError, match="unknown vocabulary"):
+        page.run(str(photo), "cat", "none", PageOptions(protocol="whole", expand_vocabulary="nope"))
+
+
 def test_progress_is_reported_in_order(page, photo):
     steps = []
     page.run(str(photo), "cat, sofa", "none", PageOptions(protocol="whole"), progress=lambda f, what: steps.append((f, what)))

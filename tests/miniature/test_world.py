@@ -78,7 +78,7 @@ def test_written_datasets_read_back_with_seen_unseen_split(tmp_path):
 def test_shipped_config_loads_and_output_dir_is_protected(tmp_path):
     config = MiniatureConfig.load()
     assert len(config.world.classes) >= 16 and config.world.unseen
-    assert set(config.modes) == {"fast", "full"}
+    assert set(config.modes) == {"fast", "full", "forgetting"}
     (tmp_path / "results.json").write_text("{}")
     with pytest.raises(InputError, match="--force"):
         prepare_output_dir(tmp_path)

@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from torch import nn
+
 from infoclip.adapters.contract import OVSSModel
 from infoclip.clip import load_clip_weights
 
@@ -35,6 +37,10 @@ class OpenCLIPModel(OVSSModel):
     def embed_dim(self) -> int:
         """Width of CLIP's joint embedding space (``visual.proj``: 512 for ViT-B/16, 768 for ViT-L/14)."""
         return int(self.clip_model.visual.proj.shape[1])
+
+    def dense_clip(self) -> tuple[nn.Module, str]:
+        """``clip_model`` (shared, with whatever fine-tuning changed) and its open_clip architecture name."""
+        return self.clip_model, str(self.clip_settings()["name"])
 
     def set_grad_checkpointing(self, enable: bool = True) -> None:
         """Recompute CLIP block activations in backward (saves memory in training)."""

@@ -122,6 +122,7 @@ class OVSSModel(nn.Module, abc.ABC):
     ``score_description``       what ``predict``'s scores mean (recorded with ``--save-probs`` outputs)
     ``model_config``            the architecture config that rebuilds the model (stored in weights)
     ``inference_state_dict``    the weights ``export`` writes (default: the full state)
+    ``dense_clip``              its own (fine-tuned) CLIP for the training-free dense alignment (default: error)
     =========================== ========================================================================
 
     Images enter as float tensors in RGB with values in [0, 255]; each model applies its own normalisation.
@@ -298,6 +299,19 @@ class OVSSModel(nn.Module, abc.ABC):
             (T, H, W) float32 scores at the image's size, meaning what ``score_description`` says
             (probabilities in [0, 1]; whether they sum to 1 over T is the framework's business).
         """
+
+    # ------------------------------------------------------------------ its own CLIP
+    def dense_clip(self) -> tuple[nn.Module, str]:
+        """The model's own CLIP, as it is now (fine-tuned or not), with its open_clip architecture name.
+
+        What ``DenseCLIPBaseline.from_model`` scores training-free (dense patch embeddings against the class
+        prompts), to measure whether fine-tuning kept the CLIP's pixel-text alignment. The CLIP is shared, not
+        copied: an open_clip model built by ``infoclip.clip.build_clip`` (split attention).
+
+        Raises:
+            AdapterError: by default (the model exposes no open_clip CLIP).
+        """
+        raise AdapterError(f"adapter {self.adapter_name or type(self).__name__!r} does not expose its CLIP for the dense-CLIP alignment")
 
     # ------------------------------------------------------------------ weights
     def inference_state_dict(self) -> dict[str, torch.Tensor]:

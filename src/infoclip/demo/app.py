@@ -18,6 +18,7 @@ API. Every action is an endpoint that ``gradio_client`` can call (the page's "Us
         "",                            # prompt template with {} ("" = the model's own)
         0.5,                           # overlay opacity
         False,                         # also return the probabilities (.npy)
+        "none",                        # vocabulary expansion: "none" or a vocabulary; its other classes -> "other"
         api_name="/segment")
     # label_map: path of the label-map PNG (pixel = class index); summary: the JSON `infoclip segment` writes;
     # segmentation: {"image": ..., "annotations": [{"image": mask PNG, "label": "cat (42.0%)"}, ...]};
@@ -128,6 +129,10 @@ def build_app(page: DemoPage, title: str = "infoclip demo") -> gr.Blocks:
                     )
                     opacity = gr.Slider(0.0, 1.0, value=defaults.alpha, step=0.05, label="Overlay opacity")
                     save_probs = gr.Checkbox(value=False, label="Also offer the per-class probabilities (.npy)")
+                    expand = gr.Dropdown(
+                        vocabulary_choices(), value="none", label="Vocabulary expansion",
+                        info="also score this vocabulary's other classes; pixels they win are labelled 'other'",
+                    )
                 button = gr.Button("Segment", variant="primary")
                 gr.Examples(
                     [[str(path), names] for path, names in examples], inputs=[image, classes], label="Examples"
@@ -146,8 +151,8 @@ def build_app(page: DemoPage, title: str = "infoclip demo") -> gr.Blocks:
                     overlay = gr.File(label="Overlay with legend (PNG)", interactive=False)
                     probs = gr.File(label="Probabilities (.npy)", interactive=False, visible=False)
 
-        def segment(image, classes, vocabulary, protocol, precision, template, opacity, save_probs, progress=gr.Progress()):  # noqa: ANN001, ANN202, E501
-            options = PageOptions(protocol, precision, template or "", float(opacity), bool(save_probs))
+        def segment(image, classes, vocabulary, protocol, precision, template, opacity, save_probs, expand_vocabulary="none", progress=gr.Progress()):  # noqa: ANN001, ANN202, E501
+            options = PageOptions(protocol, precision, template or "", float(opacity), bool(save_probs), expand_vocabulary or "")
             path = uploaded_path(image)
             answer = _answer_or_error(
                 lambda: page.run(path, classes, vocabulary, options, lambda f, what: progress(f, desc=what))
@@ -188,7 +193,7 @@ def build_app(page: DemoPage, title: str = "infoclip demo") -> gr.Blocks:
 
         button.click(
             segment,
-            inputs=[image, classes, vocabulary, protocol, precision, template, opacity, save_probs],
+            inputs=[image, classes, vocabulary, protocol, precision, template, opacity, save_probs, expand],
             outputs=[status, segmentation, table, label_map, summary, overlay, probs, choice, highlight, line, answer_state],
             api_name="segment",
             preprocess=False,  # the image reaches the page unopened: see uploaded_path

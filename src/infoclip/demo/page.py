@@ -2,7 +2,7 @@
 
 ``DemoPage`` wraps one ``Segmenter`` (the model is loaded once, by whoever builds the page) and answers requests:
 
-    >>> page = DemoPage(Segmenter.from_pretrained("catseg_b16.safetensors"))          # doctest: +SKIP
+    >>> page = DemoPage(Segmenter.from_pretrained("catseg-b16"))                      # doctest: +SKIP
     >>> answer = page.run("cat.jpg", "cat, sofa\\nfloor", vocabulary="none")            # doctest: +SKIP
     >>> [(row.name, row.colour, round(row.share, 2)) for row in answer.legend]         # doctest: +SKIP
     [('sofa', '#3cb44b', 0.51), ('cat', '#e6194b', 0.32), ('floor', '#ffe119', 0.17)]
@@ -38,7 +38,7 @@ from infoclip.errors import InputError
 from infoclip.segmentation.classes import display_name, load_vocabulary, shipped_vocabularies, validate_class_names
 from infoclip.segmentation.images import image_name, load_image
 from infoclip.segmentation.overlay import palette
-from infoclip.segmentation.segmenter import Segmenter, SegmentationResult, check_precision
+from infoclip.segmentation.segmenter import BASELINE_PREFIX, PRECISIONS, Segmenter, SegmentationResult, check_precision
 
 #: images with more pixels are scaled down (aspect kept) before segmentation: 1024 x 1024
 MAX_SEGMENT_PIXELS = 1 << 20
@@ -64,6 +64,8 @@ class PageOptions:
         template: prompt template with ``{}`` once; ``""`` keeps the model's own.
         alpha: opacity of the class colours, in [0, 1].
         save_probs: also write the (T, H, W) float32 probabilities as ``<stem>_probs.npy``.
+        expand_vocabulary: ``""`` (off) or a shipped vocabulary whose other classes also compete; pixels they win
+            are labelled "other" (``infoclip segment --expand-vocab``).
     """
 
     protocol: str = "sliding"
@@ -71,6 +73,7 @@ class PageOptions:
     template: str = ""
     alpha: float = 0.5
     save_probs: bool = False
+    expand_vocabulary: str = ""
 
 
 @dataclass(frozen=True)
@@ -305,9 +308,8 @@ class DemoPage:
 
     def precisions(self) -> list[str]:
         """The precisions this page's device can run (fp16 only on a GPU)."""
-        names = ["fp32", "bf16", "fp16"]
         usable = []
-        for name in names:
+        for name in PRECISIONS:
             try:
                 check_precision(name, self.segmenter.device)
             except InputError:
@@ -317,7 +319,7 @@ class DemoPage:
 
     def describe(self) -> str:
         """One line: what model runs where."""
-        kind = "training-free CLIP baseline" if self.segmenter.source.startswith("training-free") else "model"
+        kind = "training-free CLIP baseline" if self.segmenter.source.startswith(BASELINE_PREFIX) else "model"
         return f"{self.segmenter.source} ({kind}) on {self.segmenter.device}"
 
     def run(
@@ -359,17 +361,19 @@ class DemoPage:
         report(0.15, f"segmenting {len(names)} classes")
         with self._lock:
             self._apply_template(options.template)
-            result = segmenter.predict(array, names, protocol=options.protocol)
+            expand = options.expand_vocabulary if options.expand_vocabulary not in ("", NO_VOCABULARY) else None
+            result = segmenter.predict(array, names, protocol=options.protocol, expand_vocabulary=expand)
         result.name = stem
         result.extra["image_path"] = shown_name
         report(0.85, "drawing")
-        folder = self._new_request_folder()
+        with self._lock:
+            folder = self._new_request_folder()
         files = result.save(folder, stem=stem, save_probs=options.save_probs, overlay=True, alpha=options.alpha)
-        colours = palette(len(names))
+        colours = palette(len(result.classes))  # one more ("other") with vocabulary expansion
         legend, table = self._rows(result, colours)
         display_image, display_labels = fit_side(result.image, result.labels, self.display_max_side)
         report(1.0, "done")
-        display = Display(display_image, display_labels, list(names), legend, table, colours, float(options.alpha))
+        display = Display(display_image, display_labels, list(result.classes), legend, table, colours, float(options.alpha))
         return PageAnswer(result, display, files, original, self._message(result, original, shown_name))
 
     def close(self) -> None:

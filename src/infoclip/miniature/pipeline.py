@@ -43,7 +43,11 @@ from infoclip.miniature.job_progress import JobProgress
 from infoclip.miniature.pretrain import PretrainSettings
 from infoclip.miniature.world import WorldSpec
 
-MODES = ("fast", "full")
+MODES = ("fast", "full", "forgetting")
+#: the modes every miniature config must define (``forgetting`` is optional)
+REQUIRED_MODES = ("fast", "full")
+#: mechanism measurements per trained model, averaged over seeds like the mIoU columns
+MECHANISM_KEYS = ("own_clip_seen", "own_clip_unseen", "own_clip_hIoU", "val_mIoU", "alignment_mi", "alignment_mi_ratio", "alignment_cka")
 #: the two references every table shows
 UNTRAINED = "untrained CAT-Seg"
 TRAINING_FREE = "training-free dense CLIP"
@@ -75,8 +79,8 @@ class MiniatureConfig:
         if missing:
             raise ConfigError(f"miniature config {path} lacks section(s) {', '.join(missing)}")
         unknown_modes = set(data["modes"]) - set(MODES)
-        if unknown_modes or not set(MODES) <= set(data["modes"]):
-            raise ConfigError(f"miniature config must define exactly the modes {MODES}")
+        if unknown_modes or not set(REQUIRED_MODES) <= set(data["modes"]):
+            raise ConfigError(f"miniature config must define the modes {REQUIRED_MODES} (and may define forgetting), no others")
         return cls(
             world=WorldSpec.from_dict(data["world"]),
             pretrain=PretrainSettings.from_dict(data["pretrain"]),
@@ -138,11 +142,11 @@ class Miniature:
         jobs: int = 1,
         log: Callable[[str], None] = lambda s: None,
     ) -> None:
-        if mode not in MODES:
-            raise ConfigError(f"miniature mode must be one of {', '.join(MODES)}, not {mode!r}")
         if jobs < 1:
             raise ConfigError(f"jobs must be at least 1, got {jobs}")
         self.config = config or MiniatureConfig.load()
+        if mode not in self.config.modes:
+            raise ConfigError(f"miniature mode must be one of {', '.join(self.config.modes)}, not {mode!r}")
         self.mode = mode
         self.settings = dict(self.config.modes[mode])
         self.seeds = list(seeds) if seeds else list(self.settings.get("seeds", [0]))
@@ -152,6 +156,9 @@ class Miniature:
         self.board: JobProgress | None = None  # set while the jobs run
         self.test_dir = self.output_dir / "data" / "test"
         self.train_dir = self.output_dir / "data" / "train"
+        #: held-out scenes over all classes, disjoint from the test scenes (other seed): validation and lambda choice
+        self.val_dir = self.output_dir / "data" / "val"
+        self.n_val = int(self.settings.get("n_val", 0))
 
     # --- steps -----------------------------------------------------------------------------------------
     def write_data(self) -> None:
@@ -161,7 +168,12 @@ class Miniature:
         write_datasets(
             self.output_dir / "data", self.config.world, int(self.settings["n_train"]), int(self.settings["n_test"])
         )
-        self.log(f"data: {self.settings['n_train']} training and {self.settings['n_test']} test images "
+        if self.n_val:
+            from infoclip.miniature.dataset import write_split
+
+            write_split(self.val_dir, self.config.world, self.config.world.classes, self.n_val, seed=2_000_003,
+                        seen_classes=self.config.world.seen, name="miniature-val")  # fmt: skip
+        self.log(f"data: {self.settings['n_train']} training, {self.n_val} validation and {self.settings['n_test']} test images "
                  f"in {time.monotonic() - start:.1f}s -> {self.output_dir / 'data'}")
 
     def clip_weights(self, pretrain: bool) -> Path:
@@ -181,7 +193,12 @@ class Miniature:
             f"{self.config.clip_weights_setting}={Path(clip_weights).resolve()}",
             f"data.train={self.train_dir.resolve()}",
             f"solver.iterations={int(self.settings['iterations'])}",
+            *self.settings.get("run_overrides", []),
         ])  # fmt: skip
+        if self.n_val:  # each run validates once at its end: val mIoU and the alignment agreement
+            # keys of the training defaults that the run section need not list (``infoclip train`` checks them all)
+            run = apply_overrides(run, [f"data.val={self.val_dir.resolve()}", "data.val_protocol=whole",
+                                        f"train.eval_period={int(self.settings['iterations'])}"], strict=False)  # fmt: skip
         return save_config(run, self.output_dir / "configs" / "run.yaml")
 
     def _phase(self, name: str, what: str) -> None:
@@ -230,12 +247,25 @@ class Miniature:
         self._phase(name, "export")
         _cli(["export", run_dir, "--output", weights, "--force", "--json"], self.output_dir / "logs" / f"export-{name}.log")
         metrics = self.evaluate(["--weights", weights], name)
+        metrics.update(self.mechanism(weights, run_dir, name))
         job = Job(method, seed, weights, metrics, time.monotonic() - start)
         self.log(f"{name}: seen {metrics['seen']:.1f} unseen {metrics['unseen']:.1f} hIoU {metrics['hIoU']:.1f} "
                  f"({job.seconds:.0f}s)")
         if self.board is not None:
             self.board.finished(name)
         return job
+
+    def mechanism(self, weights: Path, run_dir: Path, name: str) -> dict[str, float]:
+        """The fine-tuned CLIP's own training-free dense alignment (``eval --dense-clip``) on the test scenes and,
+        when the run validated, its val mIoU and teacher-student alignment agreement."""
+        own = self.evaluate(["--weights", weights, "--dense-clip"], f"{name}-own-clip")
+        out = {f"own_clip_{k}": v for k, v in own.items() if k in ("seen", "unseen", "hIoU")}
+        validated = run_dir / "metrics.json"
+        if validated.is_file():
+            data = json.loads(validated.read_text(encoding="utf-8"))
+            out["val_mIoU"] = float(data["mIoU"])
+            out.update({k: float(v) for k, v in data.get("extra", {}).items() if k.startswith("alignment_")})
+        return out
 
     def _reference(self, method: str, name: str, score: Callable[[], dict[str, float]]) -> Job:
         """A reference row (no training) as a job of the board: ``score()`` builds and evaluates it."""
@@ -306,9 +336,10 @@ def summarize(jobs: Sequence[Job], config: MiniatureConfig, mode: str, seeds: Se
         row["runs"].append({"seed": job.seed, **job.metrics, "seconds": round(job.seconds, 1)})
     rows = {name: row for name, row in rows.items() if row}
     for row in rows.values():
-        for key in ("seen", "unseen", "hIoU", "mIoU"):
-            mean, std = _mean_std([r[key] for r in row["runs"]])
-            row[key] = {"mean": round(mean, 2), "std": round(std, 2)}
+        for key in ("seen", "unseen", "hIoU", "mIoU", *MECHANISM_KEYS):
+            if all(key in r for r in row["runs"]):
+                mean, std = _mean_std([r[key] for r in row["runs"]])
+                row[key] = {"mean": round(mean, 4 if key.startswith("alignment_") else 2), "std": round(std, 4 if key.startswith("alignment_") else 2)}
     settings = {name: list(o) for name, o in config.methods.items()}
     base = config.methods.get("infoclip-batch", [])
     settings.update({name: [*base, *o] for name, o in config.ablation.items()})
@@ -347,6 +378,18 @@ def results_markdown(results: Mapping[str, Any]) -> str:
         f"{len(results['unseen_classes'])} unseen classes ({', '.join(results['unseen_classes'])}); "
         f"wall time {results['wall_seconds']:.0f} s."
     )
+    measured = [row for row in results["rows"] if "own_clip_unseen" in row and row["method"] not in ablation]
+    if measured:
+        lines += ["", "Mechanism: the fine-tuned CLIP's own training-free dense alignment on the test scenes "
+                  "(`eval --dense-clip`), and teacher-student agreement of cos(D_V, D_L) maps on the validation scenes:",
+                  "", "| method | own CLIP seen | own CLIP unseen | own CLIP hIoU | val mIoU | MI (bits) | MI / S(teacher) | CKA |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for row in measured:
+            runs = len(row["runs"])
+            cells = [_cell(row[k], runs) if k in row else "-" for k in ("own_clip_seen", "own_clip_unseen", "own_clip_hIoU", "val_mIoU")]
+            cells += [f"{row[k]['mean']:.3f} ± {row[k]['std']:.3f}" if k in row and runs > 1 else
+                      (f"{row[k]['mean']:.3f}" if k in row else "-") for k in ("alignment_mi", "alignment_mi_ratio", "alignment_cka")]
+            lines.append(f"| {row['method']} | " + " | ".join(cells) + " |")
     if ablation:
         seed = results["seeds"][0]
         lines += ["", f"Ablation (seed {seed}):", "",

@@ -153,6 +153,21 @@ class DenseCLIPBaseline(OVSSModel):
             ) from exc
         return cls(load_clip(model_name, str(weights_file)), model_name, template, clip_tag)
 
+    @classmethod
+    def from_model(cls, model: OVSSModel, template: str = DEFAULT_TEMPLATE) -> DenseCLIPBaseline:
+        """The training-free dense alignment of a trained model's own CLIP (``OVSSModel.dense_clip``).
+
+        Scores the fine-tuned CLIP exactly as ``from_spec`` scores a pretrained one (same dense block, prompt
+        template, softmax), so the two numbers compare: did fine-tuning keep CLIP's pixel-text alignment?
+        The CLIP is shared with ``model``, not copied, and is put in eval mode.
+
+        Raises:
+            AdapterError: the model does not expose its CLIP.
+        """
+        clip_model, model_name = model.dense_clip()
+        tag = model.clip_tag or model_name
+        return cls(clip_model, model_name, template, clip_tag=f"{tag} (fine-tuned in {model.adapter_name or type(model).__name__})")
+
     adapter_name = "dense-clip-baseline"
     protocols = (
         EvalProtocol("sliding", "CAT-Seg's sliding geometry scaled to the CLIP input size: four crops plus the global view"),

@@ -248,6 +248,8 @@ class StepResult:
     data_seconds: float
     forward_seconds: float = 0.0
     backward_seconds: float = 0.0
+    #: per-term gradient norms on the CLIP (``gradient_balance.COLUMNS``), on logging iterations only
+    term_grad_norms: dict[str, float] = field(default_factory=dict)
 
     def row(self) -> dict[str, Any]:
         """The CSV/TensorBoard row of this iteration."""
@@ -256,6 +258,7 @@ class StepResult:
         row.update({f"lr_{k}": v for k, v in self.lr.items()})
         row.update({"grad_norm": self.grad_norm, "seconds": self.seconds, "data_seconds": self.data_seconds,
                     "forward_seconds": self.forward_seconds, "backward_seconds": self.backward_seconds})  # fmt: skip
+        row.update(self.term_grad_norms)
         return row
 
 
@@ -312,6 +315,7 @@ class Trainer:
         self._build_data()
         self._build_model()
         self._build_optimizer()
+        self._init_measurements()
         self.start_iter = 0
         self.last_checkpoint: Path | None = None
         self._checkpointed_at: int | None = None
@@ -414,6 +418,32 @@ class Trainer:
                 device_ids=[self.device.index] if self.device.type == "cuda" else None,
                 find_unused_parameters=bool(cfg["train"]["find_unused_parameters"]),
             )
+
+    def _init_measurements(self) -> None:
+        """The mechanism measurements (``gradient_balance``, ``alignment_agreement``) this run makes."""
+        from infoclip.training.gradient_balance import clip_parameters
+
+        self.term_gradient_params: list[nn.Parameter] = []
+        self.measurement_notes: list[str] = []
+        if self.config["train"]["log_term_gradients"]:
+            try:
+                self.term_gradient_params = clip_parameters(self.model)
+            except AdapterError as exc:
+                self.measurement_notes.append(f"per-term CLIP gradient norms not logged: {exc}")
+        # The agreement needs the pretrained teacher also in a plain fine-tuning run (that is the comparison).
+        self.agreement_teacher: FrozenTeacher | None = None
+        if self.config["train"]["alignment_agreement"] and self.val_set is not None:
+            if self.teacher is not None:
+                self.agreement_teacher = self.teacher
+            else:
+                with torch.random.fork_rng(devices=[]):  # the training trajectory must not depend on this
+                    teacher = self.adapter.build_teacher(self.model_config, self.model)
+                precision = _precision_dtype(self.config["infoclip"]["teacher_precision"], self.device)
+                self.agreement_teacher = FrozenTeacher(teacher, precision).to(self.device)
+
+    def _logs_at(self, done: int) -> bool:
+        """Whether iteration ``done`` (1-based) writes a ``log.csv`` row."""
+        return done % int(self.config["train"]["log_period"]) == 0 or done == self.max_iter
 
     def _build_optimizer(self) -> None:
         solver = self.config["solver"]
@@ -538,6 +568,8 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         totals = torch.zeros(len(LOSS_TERMS), dtype=torch.float64)
         data_seconds = forward_seconds = backward_seconds = 0.0
+        term_norms: dict[str, float] = {}
+        measure = bool(self.term_gradient_params) and self._logs_at(self.iteration + 1)
         # Phase times end at points that synchronise with the device anyway (.cpu() of the losses, the
         # gradient norm as a float), so measuring them costs nothing.
         for micro in range(accumulation):
@@ -556,6 +588,12 @@ class Trainer:
                 if not torch.isfinite(values).all():
                     self._non_finite(values)
                 forward_seconds += time.perf_counter() - tick
+                if measure and last:  # counted in backward_seconds: it is three backward passes
+                    from infoclip.training.gradient_balance import objective_weights, term_gradient_norms
+
+                    tick = time.perf_counter()
+                    term_norms = term_gradient_norms(losses, self.term_gradient_params, objective_weights(self.objective))
+                    backward_seconds += time.perf_counter() - tick
                 tick = time.perf_counter()
                 self.scaler.scale(losses["total"] / accumulation).backward()
                 backward_seconds += time.perf_counter() - tick
@@ -587,6 +625,7 @@ class Trainer:
             data_seconds=data_seconds,
             forward_seconds=forward_seconds,
             backward_seconds=backward_seconds,
+            term_grad_norms=term_norms,
         )
 
     def _check_finite_weights(self) -> None:
@@ -657,14 +696,40 @@ class Trainer:
         if self.ctx.distributed:
             confusion = confusion.to(self.device)
             torch.distributed.all_reduce(confusion)
+        agreement = self._alignment_agreement(shard)
         self.model.train()
         if not self.ctx.is_main or result is None:
             return None
         result = result.with_confusion(confusion.cpu().numpy(), num_images=count)
+        result.extra.update(agreement)
         result.write(self.run_dir / VAL_DIR / f"iter_{self.iteration:07d}")
         scalars = {k: v for k, v in result.to_json().items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        scalars.update(agreement)
         CsvLog(self.run_dir / VAL_LOG).append({"iteration": self.iteration, **{k: scalars[k] for k in sorted(scalars)}})
         return result
+
+    def _alignment_agreement(self, shard: Sequence[int]) -> dict[str, float]:
+        """Teacher-student alignment agreement (``evaluation.alignment_agreement``) on the validation images,
+        averaged over all ranks' shards; ``{}`` when it is off."""
+        from infoclip.evaluation.alignment_agreement import METRICS, measure_agreement
+
+        if self.agreement_teacher is None:
+            return {}
+        assert self.val_set is not None
+        images = [torch.from_numpy(self.val_set[i].image).to(self.device).permute(2, 0, 1).float() for i in shard]
+        sums = torch.zeros(len(METRICS) + 1, dtype=torch.float64)
+        if images:
+            means = measure_agreement(
+                self.model, self.agreement_teacher, images, list(self.val_set.eval_class_names),
+                size=int(self.config["data"]["crop_size"]), alpha=float(self.config["infoclip"]["alpha"]),
+            )  # fmt: skip
+            sums = torch.tensor([means[k] * len(images) for k in METRICS] + [len(images)], dtype=torch.float64)
+        if self.ctx.distributed:
+            sums = sums.to(self.device)
+            torch.distributed.all_reduce(sums)
+            sums = sums.cpu()
+        total = float(sums[-1])
+        return {k: float(v) / total for k, v in zip(METRICS, sums[:-1].tolist())} if total else {}
 
     # ---- the whole run
 
@@ -704,6 +769,8 @@ class Trainer:
                 self._note(f"resuming from {self.last_checkpoint} at iteration {self.start_iter}")
             if self.val_skipped:
                 self._note(f"validation skipped: {self.val_skipped}")
+            for text in self.measurement_notes:
+                self._note(text)
             samples = self.layout.per_step * self.ctx.world_size
             info = self.config["infoclip"]
             if info["enabled"] and info["gram_axis"] == "batch" and samples < 2:
@@ -713,7 +780,7 @@ class Trainer:
                 )
         if self.progress is not None and self.ctx.is_main:
             self.progress.start(self.max_iter, self.start_iter)
-        log_period, ckpt_period = int(train_cfg["log_period"]), int(train_cfg["checkpoint_period"])
+        ckpt_period = int(train_cfg["checkpoint_period"])
         eval_period = int(train_cfg["eval_period"])
         last: StepResult | None = None
         final_metrics = None
@@ -726,7 +793,7 @@ class Trainer:
                 at_end = done == self.max_iter
                 if self.ctx.is_main:
                     info = {**{f"loss_{k}": v for k, v in last.losses.items()}, "lr": max(last.lr.values())}
-                    if done % log_period == 0 or at_end:
+                    if self._logs_at(done):
                         csv_log.append(last.row())
                         if tensorboard is not None:
                             tensorboard.scalars(done, last.row(), prefix="train/")

@@ -47,7 +47,7 @@ _NON_NEGATIVE_FLOATS = (
 _BOOLS = (
     "infoclip.enabled", "infoclip.lpam_feeds_decoder", "infoclip.detach_teacher_in_distillation",
     "data.color_jitter", "data.flip", "train.grad_checkpointing", "train.tensorboard",
-    "train.find_unused_parameters",
+    "train.find_unused_parameters", "train.log_term_gradients", "train.alignment_agreement",
 )  # fmt: skip
 
 
