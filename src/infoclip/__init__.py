@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from infoclip._version import __version__
-from infoclip.adapters.hookspecs import hookimpl
+from infoclip.hookspecs import hookimpl
 
 __all__ = ["Segmenter", "SegmentationResult", "__version__", "hookimpl"]
 

@@ -1,8 +1,7 @@
 """Official checkpoints -> infoclip weights: the adapters' importers, and the cache of converted files.
 
-``import_checkpoint`` runs an adapter's importer and checks the result against the adapter's model (built on
-the meta device, so nothing is allocated) before anything is written. ``converted_weights`` does the same
-once per source file and keeps the result, so that ``--weights model_base.pth`` or a named official
+``converted_weights`` runs an adapter's importer (``infoclip.models.import_checkpoint``, which checks the result
+against the adapter's model built on the meta device) once per source file and keeps the result, so that ``--weights model_base.pth`` or a named official
 checkpoint converts on first use only.
 
 The conversion cache lives in ``$INFOCLIP_CACHE/converted`` (default ``~/.cache/infoclip/converted``, or
@@ -39,75 +38,6 @@ def infoclip_cache_dir() -> Path:
 def conversion_cache_dir() -> Path:
     """Where converted official checkpoints are kept (``infoclip_cache_dir() / "converted"``)."""
     return infoclip_cache_dir() / "converted"
-
-
-def import_checkpoint(
-    source: str | os.PathLike[str], adapter_name: str, importer: str | None = None
-) -> tuple[dict[str, Any], Any, str]:
-    """Run adapter ``adapter_name``'s importer on ``source``; returns ``(state_dict, WeightsMeta, importer name)``,
-    the state checked to fit the adapter's model.
-
-    Raises:
-        AdapterError: unknown adapter, or it has no (such) importer.
-        CheckpointError: the importer refused the source, or its result does not fit the adapter's model.
-    """
-    import torch
-
-    from infoclip.adapters import get_adapter
-    from infoclip.weights import WeightsMeta
-
-    source = Path(source)
-    adapter = get_adapter(adapter_name)
-    if not adapter.importers:
-        raise AdapterError(f"adapter {adapter.name!r} has no checkpoint importer")
-    if importer is None:
-        if len(adapter.importers) > 1:
-            raise AdapterError(
-                f"adapter {adapter.name!r} has several importers ({', '.join(sorted(adapter.importers))}); choose one"
-            )
-        importer = next(iter(adapter.importers))
-    if importer not in adapter.importers:
-        raise AdapterError(
-            f"adapter {adapter.name!r} has no importer {importer!r}; importers: {', '.join(sorted(adapter.importers))}"
-        )
-    try:
-        state, config = adapter.importers[importer](source)
-    except CheckpointError:
-        own = _own_file_hint(source)
-        if own is None:
-            raise
-        raise CheckpointError(own) from None
-    with torch.device("meta"):
-        model = adapter.build_model(config)
-    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-    misfits = sorted(set(expected) ^ set(state)) + sorted(
-        k for k in expected if k in state and tuple(state[k].shape) != expected[k]
-    )
-    if misfits:
-        raise CheckpointError(
-            f"the {importer} importer of {adapter.name} produced weights that do not fit its model: {', '.join(misfits[:3])}"
-        )
-    meta = WeightsMeta(
-        adapter=adapter.name,
-        config=model.model_config(),
-        clip_tag=model.clip_tag,
-        source=f"infoclip convert {adapter.name} {source.name}",
-    )
-    return state, meta, importer
-
-
-def _own_file_hint(source: Path) -> str | None:
-    """What to do instead when ``source`` is one of infoclip's own training files (a run or its checkpoint)."""
-    from infoclip.training.checkpoint import read_checkpoint
-
-    try:
-        iteration = read_checkpoint(source).get("iteration")
-    except (CheckpointError, OSError):
-        return None
-    return (
-        f"{source} is an infoclip training {'run' if source.is_dir() else 'checkpoint'} (iteration {iteration}), not "
-        f"an official checkpoint; make inference weights from it with `infoclip export {source} -o weights.safetensors`"
-    )
 
 
 def importing_adapters() -> list[str]:
@@ -164,7 +94,7 @@ def converted_weights(
         CheckpointError: no (given) adapter can import the file; the message carries the importer's reason.
         AdapterError: the adapter is not installed or has no importer.
     """
-    from infoclip.weights import save_weights
+    from infoclip.models.factory import import_checkpoint, save_model
 
     source = Path(source)
     label = label or str(source)
@@ -180,13 +110,12 @@ def converted_weights(
         if notify is not None:
             notify(f"converting {label} from the official {name} format into {target.parent} (once)")
         try:
-            state, meta, _ = import_checkpoint(source, name, importer)
+            state, model, _ = import_checkpoint(source, name, importer)
         except CheckpointError as exc:
             reasons.append(f"{name}: {_first_line(exc)}")
             continue
-        meta.source = f"infoclip convert {name} {label} ({ident})"
         try:
-            save_weights(target, state, meta)
+            save_model(model, target, source=f"infoclip convert {name} {label} ({ident})", state_dict=state)
         except OSError as exc:
             raise CheckpointError(
                 f"cannot write the converted weights of {label} into {target.parent} ({exc.strerror or exc}); "

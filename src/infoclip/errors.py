@@ -9,7 +9,15 @@ from __future__ import annotations
 
 
 class InfoclipError(Exception):
-    """Base class of every error infoclip raises on purpose."""
+    """Base class of every error infoclip raises on purpose.
+
+    ``parameter`` names the argument of the public function the error is about (``"device"``, ``"force"``);
+    the message itself speaks the library's language, and the command line adds its flag (``--device``).
+    """
+
+    def __init__(self, *args: object, parameter: str | None = None) -> None:
+        super().__init__(*args)
+        self.parameter = parameter
 
 
 class ConfigError(InfoclipError, ValueError):

@@ -8,9 +8,12 @@ An infoclip weights file is a safetensors file whose metadata (all strings, as s
 * ``config``: JSON of the architecture config (the ``model`` section of a run config);
 * ``clip_tag``: the CLIP architecture and pretrained tag it started from, e.g. ``"ViT-B-16-quickgelu:openai"``;
 * ``classes``: JSON list of the training vocabulary (may be empty);
-* ``source``: where the weights came from (``"infoclip export"``, ``"infoclip convert catseg"``, ...).
+* ``source``: where the weights came from (``"infoclip export"``, ``"infoclip convert catseg"``, ...);
+* ``extra``: JSON of free-form metadata given to ``infoclip.models.save_model`` (may be absent).
 
-Checkpoints from elsewhere are read with ``torch.load(..., weights_only=True)`` only.
+This module is the file format; ``infoclip.models`` (``save_model``, ``load_model``) is the one place that
+writes and reads weights files for a model. Checkpoints from elsewhere are read with
+``torch.load(..., weights_only=True)`` only.
 """
 
 from __future__ import annotations
@@ -44,11 +47,12 @@ class WeightsMeta:
     classes: list[str] = field(default_factory=list)
     source: str = ""
     infoclip_version: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
 
     def to_strings(self) -> dict[str, str]:
-        from infoclip import __version__
+        from infoclip._version import __version__
 
-        return {
+        strings = {
             "format": FORMAT,
             "infoclip_version": self.infoclip_version or __version__,
             "adapter": self.adapter,
@@ -57,6 +61,9 @@ class WeightsMeta:
             "classes": json.dumps(list(self.classes)),
             "source": self.source,
         }
+        if self.extra:
+            strings["extra"] = json.dumps(self.extra, sort_keys=True)
+        return strings
 
     @classmethod
     def from_strings(cls, meta: Mapping[str, str], path: Path) -> WeightsMeta:
@@ -73,6 +80,7 @@ class WeightsMeta:
                 classes=json.loads(meta.get("classes", "[]")),
                 source=meta.get("source", ""),
                 infoclip_version=meta.get("infoclip_version", ""),
+                extra=json.loads(meta.get("extra", "{}")),
             )
         except (KeyError, json.JSONDecodeError) as exc:
             raise CheckpointError(f"{path} has damaged infoclip metadata ({exc}); export or convert it again") from exc
@@ -163,29 +171,6 @@ def load_state_strict(model: torch.nn.Module, state: Mapping[str, torch.Tensor],
     if parts:
         raise CheckpointError(f"{path} does not fit this model: {'; '.join(parts)}")
     model.load_state_dict(state, strict=True)
-
-
-def load_model(
-    weights: str | os.PathLike[str], device: str | torch.device = "cpu", notify: Any = None
-) -> tuple[torch.nn.Module, WeightsMeta]:
-    """Build the adapter's model described by weights and load them strictly (eval mode).
-
-    ``weights`` is anything ``infoclip.weights_resolver.resolve_weights`` takes: a registered name
-    (``catseg-b16``), ``hf:ORG/REPO/FILE[@REV]``, an infoclip ``.safetensors`` file or an official checkpoint
-    (converted on first use, cached). ``notify(line)`` is told when a conversion starts. The file's tensor
-    shapes are checked against its stored config (on the meta device) before anything is allocated.
-    """
-    from infoclip.adapters import get_adapter
-    from infoclip.weights_resolver import resolve_weights
-
-    path = resolve_weights(weights, notify=notify).path
-    shapes, meta = read_weights_header(path)
-    adapter = get_adapter(meta.adapter)
-    check_header_fits(path, shapes, adapter.build_model, meta.config)
-    state, _ = read_weights(path)
-    model = adapter.build_model(meta.config)
-    load_state_strict(model, state, path)
-    return model.to(device).eval(), meta
 
 
 def check_header_fits(

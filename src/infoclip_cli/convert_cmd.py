@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -14,44 +14,6 @@ EXAMPLES = examples(
     "infoclip convert catseg model_base.pth -o catseg_b16.safetensors",
     "infoclip convert catseg model_large.pth -o catseg_l14.safetensors --json",
 )
-
-
-def convert_checkpoint(
-    adapter_name: str, source: Path, output: Path, importer: str | None = None, force: bool = False
-) -> tuple[Path, dict[str, Any]]:
-    """Run an adapter's checkpoint importer and write the result as an infoclip weights file (atomically).
-
-    The imported state is checked against the adapter's model for that config (built on the meta device, so
-    nothing is allocated) before anything is written: every key present, none extra, every shape right.
-
-    Returns:
-        ``(output, summary)``; the summary holds the adapter, importer, CLIP tag, tensor and parameter counts.
-
-    Raises:
-        InputError: the output exists (without ``force``), is the source, or is not ``*.safetensors``.
-        AdapterError: unknown adapter, or it has no (such) importer.
-        CheckpointError: the importer refused the source, or its result does not fit the model.
-    """
-    from infoclip.conversion import import_checkpoint
-    from infoclip.errors import InputError
-    from infoclip.weights import save_weights
-
-    if output.suffix != ".safetensors":
-        raise InputError(f"{output}: infoclip weights are safetensors; name the output *.safetensors")
-    if output.exists() and output.resolve() == source.resolve():
-        raise InputError(f"{output} is the source checkpoint; write the weights to another file")
-    if output.exists() and not force:
-        raise InputError(f"{output} exists; pass --force to overwrite it")
-    state, meta, importer = import_checkpoint(source, adapter_name, importer)
-    save_weights(output, state, meta)
-    return output, {
-        "adapter": meta.adapter,
-        "importer": importer,
-        "source": str(source),
-        "clip_tag": meta.clip_tag,
-        "tensors": len(state),
-        "parameters": int(sum(v.numel() for v in state.values())),
-    }
 
 
 def convert_command(
@@ -70,6 +32,8 @@ def convert_command(
     refused with the keys that do not fit. The output path is printed on stdout, a summary on stderr.
     """
     err_console.print(f"converting {source} ({adapter}) ...", markup=False, highlight=False, soft_wrap=True)
+    from infoclip.models import convert_checkpoint
+
     path, summary = convert_checkpoint(adapter, source, output, importer=importer, force=force)
     if as_json:
         typer.echo(json.dumps({"output": str(path), **summary}, indent=2))

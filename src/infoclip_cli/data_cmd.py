@@ -10,7 +10,7 @@ import typer
 from rich.markup import escape
 
 from infoclip_cli.app import err_console, examples, folding_table, out_console, typer_factory
-from infoclip_cli.eval_cmd import stderr_progress
+from infoclip_cli.progress import stderr_progress
 
 data_app = typer_factory("Find, check and prepare datasets (root: $INFOCLIP_DATASETS, $DETECTRON2_DATASETS or ./datasets).")
 

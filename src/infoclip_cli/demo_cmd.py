@@ -41,10 +41,11 @@ def demo(
     """
     from infoclip.errors import MissingDependencyError
 
-    from infoclip_cli.segment_cmd import check_device_name, check_model_choice, load_segmenter
+    from infoclip.runtime import check_device_word
+    from infoclip_cli.segment_cmd import check_model_choice, load_segmenter
 
     check_model_choice(weights, clip)
-    check_device_name(device)
+    check_device_word(device)
     if importlib.util.find_spec("gradio") is None:  # before the (slow) model load
         raise MissingDependencyError('infoclip demo needs gradio, an optional extra: pip install "infoclip[demo]"')
     if host not in LOOPBACK_HOSTS:

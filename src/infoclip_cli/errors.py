@@ -22,9 +22,19 @@ def one_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
+def flag_of(parameter: str) -> str:
+    """The command-line flag of a library parameter: ``image_limit`` -> ``--image-limit``."""
+    return "--" + parameter.replace("_", "-")
+
+
 def report(exc: BaseException) -> int:
-    """Print ``exc`` as ``error: <message>`` on stderr with the debug hint; return the exit code (1)."""
-    print(f"error: {one_line(exc)}", file=sys.stderr)
+    """Print ``exc`` as ``error: [--flag: ]<message>`` on stderr with the debug hint; return the exit code (1).
+
+    The flag hint comes from the error's ``parameter`` (library messages never name flags themselves).
+    """
+    parameter = getattr(exc, "parameter", None)
+    hint = f"{flag_of(parameter)}: " if parameter else ""
+    print(f"error: {hint}{one_line(exc)}", file=sys.stderr)
     print(f"(set {DEBUG_ENV}=1 for the full traceback)", file=sys.stderr)
     return 1
 

@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import re
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.markup import escape
 from rich.table import Table
 
 from infoclip_cli.app import err_console, examples, note, out_console
+from infoclip_cli.options import CLASSES_HELP, Device
+from infoclip_cli.progress import stderr_progress
 
 EXAMPLES = examples(
     "infoclip eval --weights catseg-b16 --dataset all",
@@ -29,30 +28,6 @@ if TYPE_CHECKING:
 
 ALL = "all"
 SUMMARY_FILE = "summary.json"
-
-
-@contextlib.contextmanager
-def stderr_progress() -> Iterator[Callable[[str], Callable[[int, int], None]]]:
-    """A rich progress display on stderr; yields ``new_task(description) -> progress(done, total)``."""
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TextColumn("ETA"),
-        TimeRemainingColumn(),
-    )
-    with Progress(*columns, console=err_console, transient=False) as progress:
-
-        def new_task(description: str) -> Callable[[int, int], None]:
-            task_id = progress.add_task(escape(description), total=None)
-
-            def update(done: int, total: int) -> None:
-                progress.update(task_id, completed=done, total=total)
-
-            return update
-
-        yield new_task
 
 
 def short_title(title: str, fallback: str) -> str:
@@ -145,12 +120,13 @@ def _check_weights_argument(text: str) -> None:
 
 
 def _open_datasets(
-    names: list[str], split: str, images: Optional[Path], labels: Optional[Path], classes: Optional[Path],
+    names: list[str], split: str, images: Optional[Path], labels: Optional[Path], classes: Optional[str],
     ignore_value: int,
 ) -> list[SegmentationDataset]:
     from infoclip.data import custom_spec, get_dataset, read_class_file
     from infoclip.data.builtin import BENCHMARKS
     from infoclip.errors import DatasetError, InputError
+    from infoclip.segmentation.classes import parse_classes
     from infoclip_cli.errors import one_line
 
     expanded: list[str] = []
@@ -172,9 +148,8 @@ def _open_datasets(
     if any(v is not None for v in ad_hoc):
         if not all(v is not None for v in ad_hoc):
             raise InputError("a custom dataset needs all of --images, --labels and --classes")
-        spec = custom_spec(
-            name="custom", classes=read_class_file(classes), images=images, labels=labels, ignore_value=ignore_value
-        )
+        names = read_class_file(classes) if Path(classes).is_file() else parse_classes(classes)
+        spec = custom_spec(name="custom", classes=names, images=images, labels=labels, ignore_value=ignore_value)
         datasets.append(get_dataset(spec, split))
     if not datasets:
         raise InputError("nothing to evaluate: give --dataset NAME (or `all`), or --images/--labels/--classes")
@@ -184,27 +159,6 @@ def _open_datasets(
             raise InputError(f"dataset {ds.name!r} is given twice")
         seen.add(ds.name)
     return datasets
-
-
-def _resolve_device(device: Optional[str]) -> str:
-    """``--device`` checked against this machine (default: cuda when available, else cpu)."""
-    import torch
-
-    from infoclip.errors import InputError
-
-    if device is None:
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        parsed = torch.device(device)
-    except RuntimeError as exc:
-        raise InputError(f"--device {device!r} is not a device name; use cpu, cuda or cuda:N") from exc
-    if parsed.type == "cuda":
-        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        if count == 0:
-            raise InputError(f"--device {device}: no CUDA device is available here; use --device cpu")
-        if parsed.index is not None and parsed.index >= count:
-            raise InputError(f"--device {device}: this machine has {count} CUDA device(s) (cuda:0..cuda:{count - 1})")
-    return device
 
 
 def eval_command(
@@ -244,10 +198,13 @@ def eval_command(
     output_dir: Annotated[
         Optional[Path], typer.Option("--output-dir", "-o", help="Write <dataset>/metrics.json, per_class.csv and summary.json here.")
     ] = None,
-    device: Annotated[Optional[str], typer.Option(help="cpu, cuda, cuda:1 ... (default: cuda if available).")] = None,
+    device: Device = "auto",
     images: Annotated[Optional[Path], typer.Option(help="Custom dataset: images folder.")] = None,
     labels: Annotated[Optional[Path], typer.Option(help="Custom dataset: labels folder (same stems as the images).")] = None,
-    classes: Annotated[Optional[Path], typer.Option(help="Custom dataset: class names (JSON list or one per line).")] = None,
+    classes: Annotated[
+        Optional[str],
+        typer.Option("--classes", "-c", metavar="CLASSES", help="Custom dataset: " + CLASSES_HELP + " A bare file path still works."),
+    ] = None,
     ignore_value: Annotated[int, typer.Option(help="Custom dataset: label value meaning 'no ground truth'.")] = 255,
     top: Annotated[int, typer.Option(min=0, help="How many best and worst classes to show.")] = 5,
     max_pixels: Annotated[
@@ -263,14 +220,14 @@ def eval_command(
     protocol; print mIoU tables, write metrics JSON/CSV."""
     from infoclip.data.vocab import resolve_classes
     from infoclip.errors import InputError
-    from infoclip.evaluation import MIOU_FORMULAS, PROTOCOLS, evaluate
+    from infoclip.evaluation import MIOU_FORMULAS, evaluate
     from infoclip.io_utils import atomic_write_text
-    from infoclip.weights import load_model
+    from infoclip.models import load_model
+    from infoclip.runtime import check_device_word, resolve_device
     from infoclip_cli.segment_cmd import set_pixel_limit
 
     set_pixel_limit(max_pixels)
-    if protocol is not None and protocol not in PROTOCOLS:
-        raise InputError(f"--protocol must be one of {', '.join(PROTOCOLS)}, not {protocol!r}")
+    check_device_word(device)  # before any dataset is opened: a typo fails fast
     if miou_formula not in MIOU_FORMULAS:
         raise InputError(f"--miou-formula must be one of {', '.join(MIOU_FORMULAS)}, not {miou_formula!r}")
     # what is evaluated is checked before where: a missing weights file is the first thing to hear about
@@ -288,10 +245,10 @@ def eval_command(
     if clip is not None:
         from infoclip.segmentation.baseline import DenseCLIPBaseline
 
-        model = DenseCLIPBaseline.from_spec(clip).to(_resolve_device(device))
+        model = DenseCLIPBaseline.from_spec(clip).to(resolve_device(device))
         extra = {"clip": clip, "adapter": "dense-clip-baseline (training-free)", "prompt_templates": model.prompt_templates}
     else:
-        model, meta = load_model(weights, _resolve_device(device), notify=note)
+        model, meta = load_model(weights, resolve_device(device), notify=note)
         # the prompt templates are part of the protocol (ecosystem notes): recorded with the numbers
         templates = {"prompt_templates": model.prompt_templates} if model.prompt_templates else {}
         extra = {"weights": str(weights), "adapter": meta.adapter, "clip_tag": meta.clip_tag, **templates}

@@ -16,7 +16,9 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
+from infoclip.runtime import DEFAULT_PRECISION, PRECISIONS, check_device_word
 from infoclip_cli.app import err_console, examples, note, out_console
+from infoclip_cli.options import Classes, Device
 
 EXAMPLES = examples(
     'infoclip segment photo.jpg --classes "cat,sofa,floor"   # model: catseg-b16',
@@ -47,15 +49,8 @@ ClipOption = Annotated[
 ]
 
 
-class Precision(str, Enum):
-    fp32 = "fp32"
-    bf16 = "bf16"
-    fp16 = "fp16"
-
-
-class Protocol(str, Enum):
-    sliding = "sliding"
-    whole = "whole"
+#: ``--precision`` choices, the words of ``infoclip.runtime.PRECISIONS``
+Precision = Enum("Precision", {word: word for word in PRECISIONS}, type=str)
 
 
 def collect_images(inputs: Sequence[str]) -> tuple[list[Path], list[str]]:
@@ -202,26 +197,21 @@ def segment(
     images: Annotated[
         list[str], typer.Argument(help="Image files, folders (their images) or glob patterns such as 'photos/*.jpg'.")
     ],
-    classes: Annotated[
-        str | None,
-        typer.Option(
-            "--classes", "-c",
-            help="Class names: 'cat,sofa,floor', or @names.txt (one per line) / @names.json (a JSON list).",
-        ),
-    ] = None,
+    classes: Classes = None,
     vocab: Annotated[
         str | None, typer.Option(help="A shipped vocabulary instead of --classes: ade150, ade847, coco, pc59, pc459, voc20, voc20b.")
     ] = None,
     weights: WeightsOption = None,
     clip: ClipOption = None,
     output_dir: Annotated[Path, typer.Option("--output-dir", "-o", help="Folder for the outputs.")] = Path("segment_output"),
-    device: Annotated[str, typer.Option(help="auto (CUDA when available), cpu, cuda, cuda:N or mps.")] = "auto",
+    device: Device = "auto",
     precision: Annotated[
         Precision, typer.Option(help="fp32; bf16 (autocast, CPU or GPU); fp16 (GPU only).")
-    ] = Precision.fp32,
+    ] = Precision(DEFAULT_PRECISION),
     protocol: Annotated[
-        Optional[Protocol], typer.Option(help="Default: the model's published protocol (CAT-Seg: sliding, overlapping windows + "
-                                         "a global view; SAN: whole). whole: one view.", show_default=False)
+        str | None,
+        typer.Option(metavar="PROTOCOL", help="The model's evaluation protocol (default: its published one). CAT-Seg: "
+                     "sliding (overlapping windows + a global view) or whole (one view)."),
     ] = None,
     template: Annotated[
         str | None, typer.Option(help="Prompt template with {} for the class name (default: 'A photo of a {} in the scene').")
@@ -270,7 +260,7 @@ def segment(
     check_model_choice(weights, clip)
     if template is not None and template.count("{}") != 1:
         raise InputError(f"--template must contain {{}} exactly once, e.g. 'a photo of a {{}}.', got {template!r}")
-    check_device_name(device)
+    check_device_word(device)
     paths, problems = collect_images(images)
     for line in problems:
         err_console.print(f"error: {line}", markup=False, highlight=False, soft_wrap=True)
@@ -278,7 +268,8 @@ def segment(
         raise InputError("no image to segment: " + "; ".join(problems))
 
     from infoclip.segmentation.overlay import palette
-    from infoclip.segmentation.segmenter import check_output_dir, check_precision, resolve_device
+    from infoclip.runtime import check_precision, resolve_device
+    from infoclip.segmentation.segmenter import check_output_dir
 
     check_precision(precision.value, resolve_device(device))
     if weights is None and clip is None:
@@ -293,7 +284,7 @@ def segment(
                 raise InputError(f"{folder / (stem + suffix)} would overwrite an input image; choose another --output-dir")
 
     try:
-        segmenter = load_segmenter(weights, clip, device, precision.value, protocol.value if protocol else None, template)
+        segmenter = load_segmenter(weights, clip, device, precision.value, protocol, template)
     except BaseException:
         if created and not any(folder.iterdir()):
             folder.rmdir()  # leave no trace of a run that never started
@@ -381,17 +372,6 @@ def load_segmenter(
     return Segmenter.from_pretrained(weights, device, precision, protocol, template, notify=note)
 
 
-_DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
-
-
-def check_device_name(device: str) -> None:
-    """Refuse a device string that names no device, before torch is imported (availability is checked later)."""
-    from infoclip.errors import InputError
-
-    if not _DEVICE.match(device):
-        raise InputError(f"unknown device {device!r}; use auto, cpu, cuda, cuda:N or mps")
-
-
 def announce_default_weights() -> str:
     """The default weights name, announced in one line (what it is, and that it downloads once)."""
     from infoclip.named_weights import default_name, registered_weights
@@ -432,18 +412,10 @@ def _max_pixels_hint(exc: BaseException) -> str:
 
 
 def _progress(total: int):  # noqa: ANN202
-    """A progress bar on stderr for more than one image; a silent stand-in otherwise."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    """The shared progress bar on stderr for more than one image; a silent stand-in otherwise."""
+    from infoclip_cli.progress import progress_bar
 
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=err_console,
-        disable=total <= 1,
-        transient=False,
-    )
+    return progress_bar(disable=total <= 1, console=err_console)
 
 
 def register(app: typer.Typer) -> None:

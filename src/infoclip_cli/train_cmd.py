@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn
-from rich.progress import TimeRemainingColumn
-from rich.text import Text
+from rich.progress import Progress, TextColumn
 
 from infoclip_cli.app import err_console, examples, out_console
+from infoclip_cli.options import DEVICE_HELP
+from infoclip_cli.progress import progress_bar
 
 EXAMPLES = examples(
     "infoclip train --config catseg-vit-b16 --output-dir runs/b16",
@@ -33,12 +33,6 @@ def _loss_text(info: Mapping[str, float]) -> str:
     return "  ".join(parts)
 
 
-class _SpeedColumn(ProgressColumn):
-    def render(self, task: Any) -> Text:
-        speed = task.finished_speed or task.speed
-        return Text("  -- it/s" if speed is None else f"{speed:6.2f} it/s")
-
-
 class BarProgress:
     """A rich progress bar on stderr: iterations, it/s, elapsed, ETA, loss terms and learning rate."""
 
@@ -47,18 +41,8 @@ class BarProgress:
         self._task: Any = None
 
     def start(self, total: int, done: int) -> None:
-        self._progress = Progress(
-            TextColumn("train"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            _SpeedColumn(),
-            TimeElapsedColumn(),
-            TextColumn("ETA"),
-            TimeRemainingColumn(),
-            TextColumn("{task.fields[losses]}"),
-            console=err_console,
-            transient=False,
-            speed_estimate_period=120.0,
+        self._progress = progress_bar(
+            TextColumn("{task.fields[losses]}"), speed=True, console=err_console, speed_estimate_period=120.0
         )
         self._progress.start()
         self._task = self._progress.add_task("train", total=total, completed=done, losses="")
@@ -107,6 +91,24 @@ class LineProgress:
         pass
 
 
+def training_device(device: str) -> str:
+    """``--device`` as a ``train.device`` value: the shared device words, checked against this machine.
+
+    Training places each torchrun process on ``cuda:LOCAL_RANK``, so an explicit GPU index is refused.
+    """
+    from infoclip.errors import InputError
+    from infoclip.runtime import resolve_device
+
+    resolved = resolve_device(device)
+    if device == "auto" or resolved.type == "cpu":
+        return "auto" if device == "auto" else "cpu"
+    if resolved.type == "cuda" and resolved.index is None:
+        return "cuda"
+    raise InputError(
+        f"training runs on cpu or cuda (each torchrun process takes cuda:LOCAL_RANK), not {device!r}", parameter="device"
+    )
+
+
 def train_command(
     output_dir: Annotated[Path, typer.Option("--output-dir", "-o", metavar="RUN", help="Run folder (config, logs, checkpoints, metrics).")],
     config: Annotated[
@@ -124,6 +126,9 @@ def train_command(
         Optional[str],
         typer.Option("--weights", "-w", metavar="WEIGHTS", help="Start the model from these weights (train.init_weights): "
                      "a name such as catseg-b16, hf:ORG/REPO/FILE, an infoclip .safetensors or an official checkpoint."),
+    ] = None,
+    device: Annotated[
+        Optional[str], typer.Option("--device", metavar="DEVICE", help=DEVICE_HELP + " Sets train.device (cuda: one GPU per torchrun process).")
     ] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --output-dir from its last checkpoint.")] = False,
     overwrite: Annotated[
@@ -146,6 +151,8 @@ def train_command(
     from infoclip.training.run_lock import hold
 
     settings = list(overrides or []) + ([f"train.init_weights={weights}"] if weights is not None else [])
+    if device is not None:
+        settings.append(f"train.device={training_device(device)}")
     main_process = os.environ.get("RANK", "0") == "0"
     try:
         with hold(output_dir, enabled=main_process):

@@ -3,7 +3,7 @@
 ``golden/`` holds what the official ViT-B/16 CAT-Seg computed from seeded random weights (``golden_weights``)
 on a seeded image and four classes: model-level probabilities and the sliding-window protocol end to end.
 Here the same weights are made again, saved as an official checkpoint file, imported through the library's
-converter (``infoclip.conversion.import_checkpoint``, what ``infoclip convert`` uses), and infoclip must reproduce
+converter (``infoclip.models.import_checkpoint``, what ``infoclip convert`` uses), and infoclip must reproduce
 the official numbers within 1e-4 absolute (docs/catseg-fidelity.md: the faithful code is ~1e-6 off, known
 deviations such as an antialiased position-table resize are 5e-3). ``golden/README.md`` says how the files
 were made.
@@ -44,17 +44,18 @@ def official_weights(record):
 def model(official_weights, tmp_path_factory):
     """The seeded official checkpoint, written as detectron2 saves it and imported by the library's converter."""
     from infoclip.adapters import get_adapter
-    from infoclip.conversion import import_checkpoint
+    from infoclip.models import import_checkpoint
     from infoclip.weights import load_state_strict
 
     path = tmp_path_factory.mktemp("official") / "model_final.pth"
     torch.save({"model": official_weights, "iteration": 0}, path)
     try:
-        state, meta, _ = import_checkpoint(path, "catseg")
+        state, shapes_only, _ = import_checkpoint(path, "catseg")  # the model for the config, on the meta device
     finally:
         path.unlink()  # 600 MB
-    assert meta.clip_tag.startswith("ViT-B-16") and meta.config["clip"]["resolution"] == 384  # the ViT-B/16 preset
-    net = get_adapter(meta.adapter).build_model(meta.config)
+    config = shapes_only.model_config()
+    assert shapes_only.clip_tag.startswith("ViT-B-16") and config["clip"]["resolution"] == 384  # the ViT-B/16 preset
+    net = get_adapter(shapes_only.adapter_name).build_model(config)
     load_state_strict(net, state, path)
     return net.eval()
 

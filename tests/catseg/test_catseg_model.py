@@ -14,7 +14,8 @@ from infoclip.adapters.catseg import CATSeg, build_model, preset_model_config, r
 from infoclip.adapters.catseg.aggregator import DROPPED_CLASS_LOGIT
 from infoclip.adapters.contract import TrainOutput
 from infoclip.errors import AdapterError, ConfigError, InputError
-from infoclip.weights import WeightsMeta, load_model, save_weights
+from infoclip.models import load_model
+from infoclip.weights import WeightsMeta, save_weights
 
 from .conftest import CLASSES
 

@@ -103,7 +103,7 @@ def test_round_trip_loads_strictly(tiny_source, official_file, wrap):
 
 def test_cli_round_trip_writes_loadable_weights(tiny_source, official_file, tmp_path, run_cli, monkeypatch):
     from infoclip import __version__
-    from infoclip.weights import load_model
+    from infoclip.models import load_model
 
     monkeypatch.setattr(convert, "OFFICIAL_PRESETS", {**convert.OFFICIAL_PRESETS, **TINY})
     model, official = tiny_source
@@ -123,7 +123,7 @@ def test_cli_round_trip_writes_loadable_weights(tiny_source, official_file, tmp_
         assert torch.equal(loaded(images, ["cat", "sky"]), model(images, ["cat", "sky"]))
 
     code, _, stderr = run_cli("convert", "catseg", source, "-o", out)
-    assert code == 1 and "exists; pass --force" in stderr
+    assert code == 1 and "--force: " in stderr and "exists" in stderr
     code, _, stderr = run_cli("convert", "catseg", source, "-o", out, "--force")
     assert code == 0, stderr
 
@@ -190,3 +190,19 @@ def test_output_must_be_safetensors_and_not_the_source(tiny_source, official_fil
     assert code == 1 and "name the output *.safetensors" in stderr
     code, _, stderr = run_cli("convert", "nosuchadapter", source, "-o", source.with_suffix(".safetensors"))
     assert code == 1 and "nosuchadapter" in stderr
+
+
+def test_python_users_convert_without_the_cli(tiny_source, official_file, tmp_path, monkeypatch):
+    from infoclip.errors import InputError
+    from infoclip.models import convert_checkpoint, load_model
+
+    monkeypatch.setattr(convert, "OFFICIAL_PRESETS", {**convert.OFFICIAL_PRESETS, **TINY})
+    model, official = tiny_source
+    source = official_file({"model": official})
+    out, summary = convert_checkpoint("catseg", source, tmp_path / "tiny.safetensors")
+    assert summary["importer"] == "official" and summary["tensors"] == len(model.state_dict())
+    loaded, meta = load_model(out)
+    assert meta.source == "infoclip convert catseg model_final.pth" and meta.config == model.model_config()
+    assert all(torch.equal(loaded.state_dict()[k], v) for k, v in model.state_dict().items())
+    with pytest.raises(InputError, match="exists"):
+        convert_checkpoint("catseg", source, out)

@@ -136,7 +136,7 @@ def test_bad_inputs_are_one_line_and_the_page_keeps_working(page, photo, tmp_pat
         page.run(str(truncated), "cat", "none")
     assert str(caught.value).startswith("half.png: cannot read image") and str(tmp_path) not in str(caught.value)
     for options, match in (
-        (PageOptions(precision="fp16"), "fp16 needs a GPU"),
+        (PageOptions(precision="fp16"), "fp16 precision needs a GPU"),
         (PageOptions(template="no placeholder"), "exactly once"),
         (PageOptions(protocol="tiles"), "unknown protocol"),
         (PageOptions(alpha=1.5), r"opacity must be in \[0, 1\]"),

@@ -75,11 +75,11 @@ def test_bad_input_is_one_line(writable_root, tiny_weights, run_cli, tmp_path):
     line = one_error_line("-d", "ade847")
     assert line.startswith("error: ADE20K-847 (A-847): labels folder not found") and "prepare_ade20k_full.py" in line
     assert one_error_line("-d", "nope").startswith("error: unknown dataset 'nope'")
-    assert one_error_line("-d", "voc20", "--protocol", "tiles").startswith("error: --protocol must be one of")
+    assert one_error_line("-d", "voc20", "--protocol", "tiles").startswith("error: --protocol: unknown protocol 'tiles'")
     code, _, stderr = run_cli("eval", "-w", tmp_path / "missing.safetensors", "-d", "voc20")
     assert code == 1 and "weights file not found" in stderr
-    assert "no CUDA device is available here" in one_error_line("-d", "voc20", "--device", "cuda")
-    assert "is not a device name" in one_error_line("-d", "voc20", "--device", "gpu7")
+    assert "--device: device 'cuda' asked for, but CUDA is not available here" in one_error_line("-d", "voc20", "--device", "cuda")
+    assert "--device: unknown device 'gpu7'" in one_error_line("-d", "voc20", "--device", "gpu7")
     images = root / "VOCdevkit/VOC2012/JPEGImages"
     for image in images.iterdir():
         if not image.name.startswith("unlabelled"):

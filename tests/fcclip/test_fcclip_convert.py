@@ -96,7 +96,7 @@ def test_other_frameworks_are_refused_naming_keys(data, fragment, official_file,
 
 
 def test_cli_convert_then_segment_gives_the_official_scores(official_file, run_cli, tmp_path, golden):
-    from infoclip.weights import load_model
+    from infoclip.models import load_model
 
     tensors, meta = golden
     source = official_file()

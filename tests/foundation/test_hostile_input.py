@@ -12,7 +12,8 @@ import torch
 from infoclip.config import apply_overrides, load_config, parse_override
 from infoclip.errors import CheckpointError, ConfigError
 from infoclip.io_utils import default_file_mode
-from infoclip.weights import WeightsMeta, load_model, read_weights_header, save_weights
+from infoclip.models import load_model
+from infoclip.weights import WeightsMeta, read_weights_header, save_weights
 from tests.memory_limit import refusal_under_limit, run_cli_limited
 
 
@@ -40,7 +41,7 @@ def test_weights_whose_config_asks_for_a_huge_model_are_refused_before_building(
     path = _bomb(tmp_path, state, config)
     assert path.stat().st_size < 50_000_000
     # in a child limited to 4 GB: building the 100000-channel aggregator first would need tens of gigabytes
-    message = refusal_under_limit("infoclip.weights.load_model", "infoclip.errors.CheckpointError", str(path))
+    message = refusal_under_limit("infoclip.models.load_model", "infoclip.errors.CheckpointError", str(path))
     assert "do not fit the model config stored in it" in message
     assert "aggregator." in message and "wrong shape" in message
 

@@ -14,7 +14,7 @@ import pytest
 import torch
 from torch import nn
 
-from infoclip.adapters.contract import EvalProtocol, OVSSModel, check_prediction_inputs
+from infoclip.adapters.contract import CLIP_PART, EvalProtocol, OVSSModel, check_prediction_inputs
 from infoclip.errors import AdapterError, InputError
 
 SRC = Path(__file__).resolve().parents[2] / "src"
@@ -187,3 +187,19 @@ def tiny_catseg():
 
     torch.manual_seed(0)
     return build_model(preset_model_config("catseg-tiny"))
+
+
+@pytest.mark.parametrize(("preset", "published"), [("catseg-tiny", "sliding"), ("fcclip-tiny", "whole"), ("san-tiny", "whole")])
+def test_builtin_adapters_answer_the_contract(preset, published):
+    """A model that names a CLIP must load it, say its width, and let its prompts be replaced: a renamed
+    method (``load_pretrained_clip``) would otherwise fall back to the contract's silent default."""
+    from infoclip.models import create_model
+
+    model = create_model(preset)
+    assert model.clip_tag and type(model).load_pretrained is not OVSSModel.load_pretrained
+    assert model.embed_dim > 0 and CLIP_PART in model.lr_parts()
+    assert model.default_protocol == published and model.score_description != OVSSModel.score_description
+    templates = model.prompt_templates
+    model.set_prompt_templates(["a drawing of a {}."] * len(templates))
+    assert model.prompt_templates == ["a drawing of a {}."] * len(templates)
+    assert model.parameter_table().splitlines()[0].split()[:2] == ["part", "trainable"]

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from infoclip.adapters import DenseEmbeddings, TrainOutput, adapters, get_adapter, get_plugin_manager, plugin_info
-from infoclip.adapters import hookspecs
+from infoclip import hookspecs
 from infoclip.errors import AdapterError, ConfigError
 from tests.hub.conftest import allow_tiny_official, caches, hub, tiny_official_bytes  # noqa: F401  (fixtures)
 from tests.segmentation.conftest import tiny_weights  # noqa: F401  (fixture)

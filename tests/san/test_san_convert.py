@@ -68,7 +68,7 @@ def test_round_trip_loads_strictly(tiny_source, tmp_path, monkeypatch, wrap):
 
 
 def test_cli_round_trip_writes_loadable_weights(tiny_source, tmp_path, run_cli, monkeypatch):
-    from infoclip.weights import load_model
+    from infoclip.models import load_model
 
     monkeypatch.setattr(convert, "OFFICIAL_PRESETS", TINY)
     model, official = tiny_source

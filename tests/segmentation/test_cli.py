@@ -106,7 +106,7 @@ def test_offline_missing_clip_weights_is_one_clear_line(run_cli, photo, tmp_path
         (["-c", "cat,,sofa"], r"blank class name(s) at position #2"),
         (["-c", "cat,sofa,Cat"], "repeats class names (compared ignoring case and spaces): 'cat' at #1, #3"),
         (["-c", "cat", "--vocab", "ade150"], "not both and not neither"),
-        (["-c", "cat", "--precision", "fp16"], "--precision fp16 needs a GPU"),
+        (["-c", "cat", "--precision", "fp16"], "--precision: fp16 precision needs a GPU"),
         (["-c", "cat", "--template", "a photo"], "--template must contain {} exactly once"),
         (["-c", "cat", "--clip", "ViT-B-16"], "--clip expects MODEL:TAG"),
         (["-c", "cat", "--device", "cuda"], "CUDA is not available"),

@@ -118,7 +118,8 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, tiny
 def test_baseline_export_and_eval_round_trip(reference_run, tmp_path, tiny_dataset):
     from infoclip.data import get_dataset
     from infoclip.evaluation import evaluate
-    from infoclip.weights import load_model, read_weights
+    from infoclip.models import load_model
+    from infoclip.weights import read_weights
 
     # the plain CAT-Seg baseline trains with one override
     run = tmp_path / "baseline"
@@ -142,7 +143,7 @@ def test_baseline_export_and_eval_round_trip(reference_run, tmp_path, tiny_datas
     validated = json.loads((reference / "metrics.json").read_text())
     assert result.miou == pytest.approx(validated["mIoU"], abs=1e-9), "validation used the eval code and protocol"
 
-    with pytest.raises(InputError, match="--force"):
+    with pytest.raises(InputError, match="exists"):
         export_checkpoint(reference, out)
     export_checkpoint(reference / "checkpoints" / "checkpoint_0000003.pt", out, force=True)
     assert read_weights(out)[1].source == "infoclip export reference@3"

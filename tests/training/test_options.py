@@ -53,7 +53,8 @@ def test_bf16_autocast_and_bf16_teacher(tmp_path, tiny_dataset):
 
 
 def test_lpam_feeding_the_decoder_is_trained_and_exported(tmp_path, tiny_dataset):
-    from infoclip.weights import load_model, read_weights
+    from infoclip.models import load_model
+    from infoclip.weights import read_weights
 
     run = tmp_path / "feeds"
     config, _ = prepare_run_config(run, "catseg-tiny", None, tiny_overrides(tiny_dataset, 1) + ["infoclip.lpam_feeds_decoder=true"])

@@ -8,7 +8,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from infoclip.adapters.hookspecs import hookimpl, hookspec
+from infoclip.hookspecs import hookimpl, hookspec
 
 _LAZY = {
     "Adapter": "infoclip.adapters.contract",
@@ -17,9 +17,9 @@ _LAZY = {
     "TrainOutput": "infoclip.adapters.contract",
     "adapters": "infoclip.adapters.manager",
     "get_adapter": "infoclip.adapters.manager",
-    "get_plugin_manager": "infoclip.adapters.manager",
-    "plugin_info": "infoclip.adapters.manager",
-    "reset_plugin_manager": "infoclip.adapters.manager",
+    "get_plugin_manager": "infoclip.plugins",
+    "plugin_info": "infoclip.plugins",
+    "reset_plugin_manager": "infoclip.plugins",
 }
 
 __all__ = [*_LAZY, "hookimpl", "hookspec"]

@@ -276,7 +276,10 @@ class OVSSModel(nn.Module, abc.ABC):
             return self.default_protocol
         names = [p.name for p in self.protocols]
         if protocol not in names:
-            raise InputError(f"unknown protocol {protocol!r} for {self.adapter_name or type(self).__name__}; choose one of {', '.join(names)}")
+            raise InputError(
+                f"unknown protocol {protocol!r} for {self.adapter_name or type(self).__name__}; choose one of {', '.join(names)}",
+                parameter="protocol",
+            )
         return protocol
 
     @abc.abstractmethod

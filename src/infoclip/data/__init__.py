@@ -7,22 +7,12 @@
     ['wall', 'building', 'sky']
 """
 
-#: label value that marks pixels without ground truth, after reading any on-disk format
-#: (255 in uint8 PNGs, 65535 in ADE-847's uint16 TIFFs, ...). -1 because 255 is a real class above 255 classes.
-IGNORE_INDEX = -1
-
-from infoclip.data.custom import custom_spec, load_custom_spec  # noqa: E402
-from infoclip.data.dataset import Sample, SegmentationDataset  # noqa: E402
-from infoclip.data.panoptic import PanopticDataset, PanopticSample, coco_panoptic_spec  # noqa: E402
-from infoclip.data.registry import (  # noqa: E402
-    DatasetSpec,
-    SplitLayout,
-    datasets_root,
-    get_dataset,
-    get_spec,
-    registered_datasets,
-)
-from infoclip.data.vocab import load_vocabulary, read_class_file  # noqa: E402
+from infoclip.data.custom import custom_spec, load_custom_spec
+from infoclip.data.dataset import Sample, SegmentationDataset
+from infoclip.data.panoptic import PanopticDataset, PanopticSample, coco_panoptic_spec
+from infoclip.data.registry import get_dataset, get_spec, registered_datasets
+from infoclip.data.spec import IGNORE_INDEX, DatasetSpec, SplitLayout, datasets_root
+from infoclip.data.vocab import load_vocabulary, read_class_file
 
 __all__ = [
     "IGNORE_INDEX",

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import functools
 
-from infoclip.adapters.hookspecs import hookimpl
-from infoclip.data.registry import DatasetSpec, SplitLayout
+from infoclip.data.spec import DatasetSpec, SplitLayout
+from infoclip.hookspecs import hookimpl
 from infoclip.data.vocab import load_vocabulary
 
 #: the six zero-shot benchmarks in the column order of the CAT-Seg / InfoCLIP tables (`--dataset all`)

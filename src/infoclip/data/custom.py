@@ -27,7 +27,7 @@ from typing import Any
 
 import yaml
 
-from infoclip.data.registry import ANY_SPLIT, DatasetSpec, SplitLayout
+from infoclip.data.spec import ANY_SPLIT, DatasetSpec, SplitLayout
 from infoclip.data.vocab import resolve_classes
 from infoclip.errors import DatasetError
 

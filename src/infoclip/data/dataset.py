@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from infoclip.data.readers import SizeMismatchError, read_image, read_label
-from infoclip.data.registry import DatasetSpec, root_description
+from infoclip.data.spec import DatasetSpec, root_description
 from infoclip.errors import DatasetError
 
 

@@ -25,9 +25,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from infoclip.data import IGNORE_INDEX
+from infoclip.data.spec import IGNORE_INDEX
 from infoclip.data.readers import SizeMismatchError, UnreadableFileError, read_image
-from infoclip.data.registry import datasets_root, root_description
+from infoclip.data.spec import datasets_root, root_description
 from infoclip.errors import DatasetError
 
 

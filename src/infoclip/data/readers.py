@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from infoclip.data import IGNORE_INDEX
+from infoclip.data.spec import IGNORE_INDEX
 from infoclip.errors import DatasetError
 
 TIFF_SUFFIXES = (".tif", ".tiff")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from infoclip.data import IGNORE_INDEX
+from infoclip.data.spec import IGNORE_INDEX
 from infoclip.errors import InputError
 
 

@@ -27,9 +27,9 @@ from infoclip.errors import AdapterError, InputError
 from infoclip.evaluation.confusion import ConfusionMatrix
 from infoclip.evaluation.metrics import DEFAULT_FORMULA, check_formula, compute_metrics
 from infoclip.io_utils import atomic_write_text
+from infoclip.runtime import PROTOCOLS
 
 ProgressFn = Callable[[int, int], None]
-PROTOCOLS = ("sliding", "whole")
 METRICS_FILE = "metrics.json"
 PER_CLASS_FILE = "per_class.csv"
 
@@ -182,12 +182,12 @@ def evaluate(
     elif protocol is None:
         protocol = PROTOCOLS[0]
     elif protocol not in PROTOCOLS:
-        raise InputError(f"unknown protocol {protocol!r}; choose one of: {', '.join(PROTOCOLS)}")
+        raise InputError(f"unknown protocol {protocol!r}; choose one of: {', '.join(PROTOCOLS)}", parameter="protocol")
     check_formula(miou_formula)
     selected = list(range(len(dataset))) if indices is None else list(indices)
     if limit is not None:
         if limit < 1:
-            raise InputError(f"the image limit must be at least 1, got {limit}")
+            raise InputError(f"the image limit must be at least 1, got {limit}", parameter="limit")
         selected = selected[:limit]
     if not selected:
         raise InputError(f"no image of {dataset.name} selected for evaluation")

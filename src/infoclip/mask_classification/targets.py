@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from infoclip.data import IGNORE_INDEX
+from infoclip.data.spec import IGNORE_INDEX
 
 if TYPE_CHECKING:
     from infoclip.data.panoptic import PanopticSegment

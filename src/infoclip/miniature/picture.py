@@ -46,7 +46,7 @@ def prediction_picture(
 
     from infoclip.data import get_dataset
     from infoclip.segmentation.baseline import DenseCLIPBaseline
-    from infoclip.weights import load_model
+    from infoclip.models import load_model
 
     dataset = get_dataset(test_dir, "val")
     names = list(dataset.class_names)

@@ -224,21 +224,16 @@ class Miniature:
         """CAT-Seg with the pretrained tiny CLIP and a randomly initialised aggregator, as a weights file."""
         import torch
 
-        from infoclip.adapters import get_adapter
-        from infoclip.weights import WeightsMeta, save_weights
+        from infoclip.models import create_model, save_model
 
         config = load_config(run_config)
         # Seeded like a training run (train.seed) so that the reference is the same model on every run.
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(int(config.get("train", {}).get("seed", 0)))
-            model = get_adapter(config["adapter"]).build_model(config["model"])
+            model = create_model(config)
         model.load_pretrained()
         path = self.output_dir / "weights" / "untrained.safetensors"
-        meta = WeightsMeta(
-            adapter=config["adapter"], config=model.model_config(), clip_tag=model.clip_tag,
-            classes=list(self.config.world.seen), source="infoclip miniature (untrained)",
-        )
-        return save_weights(path, model.inference_state_dict(), meta)
+        return save_model(model, path, classes=list(self.config.world.seen), source="infoclip miniature (untrained)")
 
     def train_and_evaluate(self, run_config: Path, method: str, overrides: Sequence[str], seed: int) -> Job:
         start = time.monotonic()

@@ -14,7 +14,6 @@ baseline (``infoclip.segmentation.baseline``); everything it writes says so.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import time
@@ -29,71 +28,20 @@ import torch
 from infoclip.adapters.contract import OVSSModel, check_prediction_inputs
 from infoclip.errors import AdapterError, InputError
 from infoclip.io_utils import atomic_write, atomic_write_text
+from infoclip.runtime import PRECISIONS, autocast, check_precision, resolve_device
 from infoclip.segmentation.classes import parse_classes
 from infoclip.segmentation.expansion import OTHER, added_classes, fold_added_scores
 from infoclip.segmentation.images import image_name, load_image
 from infoclip.segmentation.overlay import draw_overlay, pixel_shares
 
-PRECISIONS: tuple[str, ...] = ("fp32", "bf16", "fp16")
 #: a label map is stored as uint8 up to this many classes (labels 0..254; 255 stays free for "ignore" tools)
 UINT8_MAX_CLASSES = 255
-
-
-# --------------------------------------------------------------------------------------------------------------
-# devices and precision
-
-
-def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
-    """``"auto"`` (CUDA when available, else CPU), ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"`` -> torch.device.
-
-    Raises:
-        InputError: an unknown device string, or a device this machine does not have.
-    """
-    if device is None or str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        resolved = torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise InputError(f"unknown device {device!r}; use auto, cpu, cuda, cuda:N or mps") from exc
-    if resolved.type == "cuda":
-        if not torch.cuda.is_available():
-            raise InputError(f"device {device!r} asked for, but CUDA is not available here; use --device cpu")
-        if resolved.index is not None and resolved.index >= torch.cuda.device_count():
-            raise InputError(f"device {device!r} does not exist: this machine has {torch.cuda.device_count()} GPU(s)")
-    if resolved.type == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
-        raise InputError(f"device {device!r} asked for, but MPS is not available here; use --device cpu")
-    return resolved
-
-
-def check_precision(precision: str, device: torch.device) -> None:
-    """Refuse precisions the device cannot run.
-
-    fp32 runs everywhere; bf16 autocasts on CPU and on CUDA GPUs that support it; fp16 needs a GPU (CPU fp16
-    autocast is slow and loses accuracy for no gain, so it is refused rather than silently run in fp32).
-
-    Raises:
-        InputError: an unknown precision, or one the device cannot use (the message says what to use instead).
-    """
-    if precision not in PRECISIONS:
-        raise InputError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
-    if precision == "fp16" and device.type == "cpu":
-        raise InputError("--precision fp16 needs a GPU; on CPU use --precision bf16 (or fp32)")
-    if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
-        raise InputError(f"this GPU ({torch.cuda.get_device_name(device)}) has no bf16 support; use --precision fp16")
 
 
 def _checked_device(device: str | torch.device | None, precision: str) -> torch.device:
     resolved = resolve_device(device)
     check_precision(precision, resolved)
     return resolved
-
-
-def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager[Any]:
-    """The autocast context for ``precision`` on ``device`` (a no-op for fp32); call ``check_precision`` first."""
-    if precision == "fp32":
-        return contextlib.nullcontext()
-    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
-    return torch.autocast(device_type=device.type, dtype=dtype)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -179,7 +127,7 @@ class SegmentationResult:
 
     def summary(self) -> dict[str, Any]:
         """A JSON-ready description: classes, pixel shares, what produced it, protocol, image size, version."""
-        from infoclip import __version__
+        from infoclip._version import __version__
 
         height, width = self.labels.shape
         shares = self.shares
@@ -339,7 +287,7 @@ class Segmenter:
             WeightsNotFoundError: a missing file, or a download that cannot happen (offline, not found, ...).
             CheckpointError: the file is damaged, of another framework, or does not fit its declared architecture.
         """
-        from infoclip.weights import load_model
+        from infoclip.models import load_model
 
         resolved = _checked_device(device, precision)  # before loading: a wrong flag fails fast
         if weights is None:
@@ -380,7 +328,7 @@ class Segmenter:
     def set_template(self, template: str) -> None:
         """Use ``template`` (must contain ``{}`` once) to turn class names into prompts."""
         if not isinstance(template, str) or template.count("{}") != 1:
-            raise InputError(f"a prompt template must contain {{}} exactly once, e.g. 'a photo of a {{}}.', got {template!r}")
+            raise InputError(f"a prompt template must contain {{}} exactly once, e.g. 'a photo of a {{}}.', got {template!r}", parameter="template")
         try:
             self.model.set_prompt_templates([template])
         except AdapterError as exc:

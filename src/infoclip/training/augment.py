@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from infoclip.data import IGNORE_INDEX
+from infoclip.data.spec import IGNORE_INDEX
 from infoclip.errors import DatasetError
 
 IMAGE_PAD_VALUE = 128

@@ -75,7 +75,7 @@ def restore_rng_state(state: Mapping[str, Any]) -> None:
 
 def write_checkpoint(run_dir: str | os.PathLike[str], iteration: int, payload: Mapping[str, Any]) -> Path:
     """Write ``payload`` as the checkpoint of ``iteration`` (atomically), then move the pointer to it."""
-    from infoclip import __version__
+    from infoclip._version import __version__
 
     run_dir = Path(run_dir)
     relative = Path(CHECKPOINT_DIR) / checkpoint_name(iteration)

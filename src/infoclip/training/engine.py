@@ -36,7 +36,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from infoclip.adapters.contract import CLIP_PART, OVSSModel
+from infoclip.adapters.contract import CLIP_PART
+from infoclip.runtime import autocast, precision_dtype
 from infoclip.config import apply_overrides, load_config, save_config
 from infoclip.errors import AdapterError, CheckpointError, ConfigError, DatasetError, DiskFullError, TrainingError
 from infoclip.training import checkpoint as ckpt
@@ -130,19 +131,6 @@ def prepare_run_config(
 # ---------------------------------------------------------------- model pieces
 
 
-def _precision_dtype(name: str, device: torch.device) -> torch.dtype:
-    if name == "auto":
-        bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
-        return torch.bfloat16 if bf16 else torch.float32
-    return {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[name]
-
-
-def _autocast(device: torch.device, dtype: torch.dtype) -> contextlib.AbstractContextManager:
-    if dtype == torch.float32:
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=dtype)
-
-
 class FrozenTeacher(nn.Module):
     """The adapter's teacher, frozen: eval mode, no gradient, weights in the teacher precision.
 
@@ -165,7 +153,7 @@ class FrozenTeacher(nn.Module):
     def forward(self, images: torch.Tensor, class_names: Sequence[str]) -> Any:
         from infoclip.adapters.contract import DenseEmbeddings
 
-        with _autocast(images.device, self.dtype):
+        with autocast(images.device, self.dtype):
             out = self.teacher(images, class_names)
         if not isinstance(out, DenseEmbeddings):
             raise AdapterError(f"the adapter's teacher returned {type(out).__name__}, expected DenseEmbeddings")
@@ -323,7 +311,7 @@ class Trainer:
             rank=self.ctx.rank,
             accumulation=int(train_cfg["grad_accumulation"]),
         )
-        self.amp_dtype = {"none": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[train_cfg["amp"]]
+        self.amp_dtype = precision_dtype(train_cfg["amp"], self.ctx.device)
         self._build_data()
         self._build_model()
         self._build_optimizer()
@@ -375,6 +363,7 @@ class Trainer:
 
     def _build_model(self) -> None:
         from infoclip.adapters import get_adapter
+        from infoclip.models import build_model
 
         cfg = self.config
         self.adapter = get_adapter(cfg["adapter"])
@@ -382,9 +371,7 @@ class Trainer:
         seed = int(cfg["train"]["seed"])
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)  # every rank builds the same initial weights
-            model = self.adapter.build_model(self.model_config)
-            if not isinstance(model, OVSSModel):
-                raise AdapterError(f"adapter {cfg['adapter']} built a {type(model).__name__}, not an OVSSModel")
+            model = build_model(self.adapter, self.model_config)
             model.load_pretrained()
             info = cfg["infoclip"]
             self.teacher: FrozenTeacher | None = None
@@ -394,7 +381,7 @@ class Trainer:
 
                 # Built before any checkpoint is loaded, so on resume it is the same frozen teacher.
                 teacher = self.adapter.build_teacher(self.model_config, model)
-                self.teacher = FrozenTeacher(teacher, _precision_dtype(info["teacher_precision"], self.device))
+                self.teacher = FrozenTeacher(teacher, precision_dtype(info["teacher_precision"], self.device))
                 lpam = model.decoder_lpam if info["lpam_feeds_decoder"] else None
                 if lpam is None:
                     lpam = LPAM(model.embed_dim, residual=info["residual"])
@@ -594,7 +581,7 @@ class Trainer:
             sync = contextlib.nullcontext() if (last or not self.ctx.distributed) else self.trainable.no_sync()
             with sync:
                 teacher = self.teacher(images, self.class_names) if self.teacher is not None else None
-                with _autocast(self.device, self.amp_dtype):
+                with autocast(self.device, self.amp_dtype):
                     losses = self.trainable(images, labels, self.class_names, teacher)
                 values = torch.stack([losses[k].detach().float() for k in LOSS_TERMS])
                 values = self.ctx.all_mean(values).cpu().double()

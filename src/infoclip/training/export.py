@@ -3,7 +3,7 @@
 What is written: the student's ``inference_state_dict()`` only. The frozen teacher, the optimizer state and the
 LPAM are left out, unless the LPAM feeds the decoder (then it is a submodule of the model and part of its
 inference weights). The metadata holds the architecture config, the CLIP tag, the training vocabulary and
-``source = "infoclip export RUN@ITERATION"``; ``infoclip.weights.load_model`` rebuilds the model from it and
+``source = "infoclip export RUN@ITERATION"``, written by ``infoclip.models.save_model``; ``infoclip.models.load_model`` rebuilds the model from it and
 loads the weights strictly.
 """
 
@@ -35,14 +35,14 @@ def export_checkpoint(
         CheckpointError: ``source`` is not a training checkpoint, or its weights do not fit the model.
         InputError: ``output`` exists and ``force`` is false, or does not end in ``.safetensors``.
     """
-    from infoclip.adapters import get_adapter
-    from infoclip.weights import WeightsMeta, first_non_finite, load_state_strict, save_weights
+    from infoclip.models import build_model, save_model
+    from infoclip.weights import first_non_finite, load_state_strict
 
     output = Path(output)
     if output.suffix != ".safetensors":
         raise InputError(f"{output}: exported weights are safetensors; name the output *.safetensors")
     if output.exists() and not force:
-        raise InputError(f"{output} exists; pass --force to overwrite it")
+        raise InputError(f"{output} exists; allow overwriting it to replace it", parameter="force")
     path = resolve_checkpoint(source)
     if path.suffix == ".safetensors":
         raise CheckpointError(f"{path} is already a weights file, not a training checkpoint; nothing to export")
@@ -52,17 +52,9 @@ def export_checkpoint(
         state, classes, iteration = data["model"], list(data["classes"]), int(data["iteration"])
     except (KeyError, TypeError) as exc:
         raise CheckpointError(f"{path} is an incomplete training checkpoint (missing {exc})") from exc
-    adapter = get_adapter(config["adapter"])
-    model = adapter.build_model(model_config)
+    model = build_model(config["adapter"], model_config)
     load_state_strict(model, state, path)
     run = path.parent.parent if path.parent.name == "checkpoints" else path.parent
-    meta = WeightsMeta(
-        adapter=adapter.name,
-        config=model.model_config(),
-        clip_tag=model.clip_tag,
-        classes=classes,
-        source=f"infoclip export {run.name}@{iteration}",
-    )
     weights = model.inference_state_dict()
     bad = first_non_finite(weights)
     if bad is not None:
@@ -70,18 +62,18 @@ def export_checkpoint(
             f"{path} (iteration {iteration}) holds non-finite weights: {bad[0]} has {bad[1]} NaN/inf values; "
             "nothing exported; export an earlier checkpoint of the run"
         )
-    save_weights(output, weights, meta)
+    save_model(model, output, classes=classes, source=f"infoclip export {run.name}@{iteration}", state_dict=weights)
     summary: dict[str, Any] = {
-        "adapter": adapter.name,
+        "adapter": model.adapter_name,
         "checkpoint": str(path),
         "iteration": iteration,
         "tensors": len(weights),
         "parameters": int(sum(t.numel() for t in weights.values())),
         "classes": len(classes),
-        "clip_tag": meta.clip_tag,
+        "clip_tag": model.clip_tag,
     }
     if card:
         from infoclip.training.model_card import write_model_card
 
-        summary["card"] = str(write_model_card(output, run, config, meta.clip_tag, summary))
+        summary["card"] = str(write_model_card(output, run, config, model.clip_tag, summary))
     return output, summary

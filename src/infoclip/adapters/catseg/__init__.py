@@ -15,7 +15,7 @@ from typing import Any
 from infoclip.adapters.catseg.config import PRESETS, default_model_config, preset_model_config, resolve_model_config
 from infoclip.adapters.catseg.model import CATSeg, CATSegTeacher, build_model, build_teacher, configure_lpam, parameter_table
 from infoclip.adapters.contract import Adapter
-from infoclip.adapters.hookspecs import hookimpl
+from infoclip.hookspecs import hookimpl
 
 SUMMARY = "CAT-Seg (CVPR'24): cost aggregation on a Q/V-fine-tuned open_clip CLIP (ViT-B/16, ViT-L/14@336)"
 
@@ -32,7 +32,7 @@ def _importers() -> dict[str, Any]:
 
 @hookimpl
 def infoclip_register_adapters() -> list[Adapter]:
-    from infoclip import __version__
+    from infoclip._version import __version__
 
     return [
         Adapter(

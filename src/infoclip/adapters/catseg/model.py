@@ -6,7 +6,7 @@ Module names mirror the official meta-architecture so that official checkpoints 
 With ``lpam_feeds_decoder`` the model also owns the shared LPAM as ``lpam``.
 
 Building never downloads: CLIP starts from a seeded random init and ``load_pretrained()`` loads the
-pretrained weights when a trainer starts from them; ``infoclip.weights.load_model`` replaces all weights.
+pretrained weights when a trainer starts from them; ``infoclip.models.load_model`` replaces all weights.
 """
 
 from __future__ import annotations
@@ -25,12 +25,12 @@ from infoclip.adapters.clip_model import OpenCLIPModel
 from infoclip.adapters.contract import CLIP_PART, DenseEmbeddings, EvalProtocol, OVSSModel, TrainOutput
 from infoclip.adapters.inputs import check_class_names, check_images, resize_shortest_edge
 from infoclip.adapters.parameters import count_parameters, format_parameter_table
+from infoclip.data.spec import IGNORE_INDEX
 from infoclip.clip import build_clip, class_prompts, encode_image_dense, encode_text, get_tokenizer
 from infoclip.clip import normalize_images
 from infoclip.clip.teacher import FrozenCLIPTeacher, frozen_clip
 from infoclip.errors import AdapterError, ConfigError, InputError
 
-IGNORE_INDEX = -1  # infoclip.data.IGNORE_INDEX, repeated to keep the model importable without the data package
 _TEXT_CACHE_SIZE = 8
 CATSEG_PROTOCOLS = (
     EvalProtocol(

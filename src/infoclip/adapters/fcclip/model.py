@@ -10,8 +10,8 @@ head) and out-of-vocabulary (CLIP's own head on the query's mask-pooled dense CL
 with the geometric ensemble (alpha for seen classes, beta for unseen ones) and void re-weighting, and
 compute FC-CLIP's semantic score map ``sum_q p_qc * sigmoid(mask_q)`` in one of the two upsampling orders.
 
-Building never downloads: the CLIP starts from a seeded random init; ``load_pretrained_clip()`` loads the
-pretrained tag, ``infoclip.weights.load_model`` replaces all weights.
+Building never downloads: the CLIP starts from a seeded random init; ``load_pretrained()`` loads the
+pretrained tag, ``infoclip.models.load_model`` replaces all weights.
 """
 
 from __future__ import annotations
@@ -518,7 +518,7 @@ def parameter_table(model: FCCLIP) -> str:
 
 
 def build_model(model_config: Mapping[str, Any] | None) -> FCCLIP:
-    """``Adapter.build_model``: FC-CLIP with random weights (no download; see ``load_pretrained_clip``)."""
+    """``Adapter.build_model``: FC-CLIP with random weights (no download; see ``load_pretrainedip``)."""
     return FCCLIP(model_config)
 
 

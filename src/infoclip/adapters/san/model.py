@@ -9,7 +9,7 @@ biases -> recognition blocks N_f.. on [SOS | CLS | patches] -> mask embeddings -
 (T + 1) classifier -> semantic map ``sum_q softmax(class_q)[:T] * sigmoid(mask_q)``.
 
 Building never downloads: CLIP starts from a seeded random init and ``load_pretrained()`` loads the
-pretrained weights when a trainer starts from them; ``infoclip.weights.load_model`` replaces all weights.
+pretrained weights when a trainer starts from them; ``infoclip.models.load_model`` replaces all weights.
 """
 
 from __future__ import annotations
