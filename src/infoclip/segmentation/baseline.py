@@ -90,6 +90,9 @@ class DenseCLIPBaseline(nn.Module):
         template: prompt template containing ``{}``.
     """
 
+    #: a ``TextEmbeddingCache`` for the class embeddings (``infoclip.segmentation.text_cache``); ``None``: none
+    text_embedding_cache = None
+
     def __init__(self, clip_model: nn.Module, model_name: str, template: str = DEFAULT_TEMPLATE) -> None:
         super().__init__()
         import open_clip
@@ -152,8 +155,23 @@ class DenseCLIPBaseline(nn.Module):
         if not isinstance(template, str) or template.count("{}") != 1:
             raise InputError(f"a prompt template must contain {{}} exactly once, got {template!r}")
         self.template = template
+        self.ensemble: list[str] | None = None
         if hasattr(self, "_text_cache"):
             self._text_cache.clear()
+
+    def set_prompt_ensemble(self, templates: Sequence[str]) -> None:
+        """Embed each class as the re-normalised mean of its normalised prompts in all ``templates`` (CLIP's
+        ensembling); clears the text-embedding cache."""
+        templates = list(templates)
+        if not templates or not all(isinstance(t, str) and t.count("{}") == 1 for t in templates):
+            raise InputError(f"prompt templates must be strings with {{}} exactly once, got {templates!r}")
+        self.ensemble = templates
+        self._text_cache.clear()
+
+    @property
+    def templates(self) -> list[str]:
+        """The templates class names go through now (several when ensembling)."""
+        return list(self.ensemble) if self.ensemble else [self.template]
 
     @property
     def logit_scale(self) -> float:
@@ -163,17 +181,27 @@ class DenseCLIPBaseline(nn.Module):
         """(T, E) float32 L2-normalised prompt embeddings of the classes (first synonym of each name)."""
         from infoclip.clip import class_prompts, encode_text
 
-        key = (tuple(class_names), self.template)
+        templates = self.templates
+        key = (tuple(class_names), "\n".join(templates))
         if key in self._text_cache:
             self._text_cache.move_to_end(key)
             return self._text_cache[key]
-        prompts = class_prompts(list(class_names), [self.template])
         device = self.pixel_mean.device
-        chunks = []
-        for start in range(0, len(prompts), _TEXT_CHUNK):
-            tokens = self.tokenizer(prompts[start : start + _TEXT_CHUNK]).to(device)
-            chunks.append(encode_text(self.clip, tokens).float())
-        embeddings = F.normalize(torch.cat(chunks), dim=-1)
+
+        def compute() -> torch.Tensor:
+            prompts = class_prompts(list(class_names), templates)
+            chunks = []
+            for start in range(0, len(prompts), _TEXT_CHUNK):
+                tokens = self.tokenizer(prompts[start : start + _TEXT_CHUNK]).to(device)
+                chunks.append(encode_text(self.clip, tokens).float())
+            per_prompt = F.normalize(torch.cat(chunks), dim=-1).reshape(len(class_names), len(templates), -1)
+            return per_prompt[:, 0] if len(templates) == 1 else F.normalize(per_prompt.mean(dim=1), dim=-1)
+
+        cache = self.text_embedding_cache
+        if cache is not None:
+            embeddings = cache.get_or_compute(templates, class_names, compute, device)
+        else:
+            embeddings = compute()
         self._text_cache[key] = embeddings
         while len(self._text_cache) > _TEXT_CACHE_SIZE:
             self._text_cache.popitem(last=False)
