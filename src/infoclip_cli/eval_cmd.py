@@ -16,6 +16,19 @@ from rich.markup import escape
 from rich.table import Table
 
 from infoclip_cli.app import err_console, out_console
+from infoclip_cli.prediction_options import (
+    BackgroundFlag,
+    ExpandVocabFlag,
+    SplitSynonymsFlag,
+    SynonymRuleFlag,
+    TemplatesFlag,
+    TextCacheDirFlag,
+    TextCacheFlag,
+    TTAFlag,
+    build_options,
+    one_line_warnings,
+    text_cache_folder,
+)
 
 if TYPE_CHECKING:
     from infoclip.data import SegmentationDataset
@@ -210,6 +223,14 @@ def eval_command(
     classes: Annotated[Optional[Path], typer.Option(help="Custom dataset: class names (JSON list or one per line).")] = None,
     ignore_value: Annotated[int, typer.Option(help="Custom dataset: label value meaning 'no ground truth'.")] = 255,
     top: Annotated[int, typer.Option(min=0, help="How many best and worst classes to show.")] = 5,
+    templates: TemplatesFlag = "trained",
+    synonym_rule: SynonymRuleFlag = "max",
+    split_synonyms: SplitSynonymsFlag = False,
+    background_threshold: BackgroundFlag = None,
+    expand_vocab: ExpandVocabFlag = None,
+    tta: TTAFlag = "none",
+    text_cache: TextCacheFlag = False,
+    text_cache_dir: TextCacheDirFlag = None,
 ) -> None:
     """Evaluate weights (or, with --clip, the training-free dense-CLIP baseline) on datasets with the CAT-Seg
     protocol; print mIoU tables, write metrics JSON/CSV."""
@@ -223,6 +244,8 @@ def eval_command(
         raise InputError(f"--protocol must be one of {', '.join(PROTOCOLS)}, not {protocol!r}")
     if miou_formula not in MIOU_FORMULAS:
         raise InputError(f"--miou-formula must be one of {', '.join(MIOU_FORMULAS)}, not {miou_formula!r}")
+    options = build_options(templates, synonym_rule, split_synonyms, background_threshold, expand_vocab, tta)
+    cache_dir = text_cache_folder(text_cache, text_cache_dir)
     datasets = _open_datasets(list(dataset or []), split, images, labels, classes, ignore_value)
     seen_classes = resolve_classes(seen) if seen is not None else None
     if (weights is None) == (clip is None):
@@ -230,19 +253,37 @@ def eval_command(
     if clip is not None:
         from infoclip.segmentation.baseline import DenseCLIPBaseline
 
+        from infoclip.segmentation.segmenter import baseline_identity
+
         model = DenseCLIPBaseline.from_spec(clip).to(_resolve_device(device))
         extra = {"clip": clip, "adapter": "dense-clip-baseline (training-free)", "prompt_templates": [model.template]}
+        identity = baseline_identity(clip)
     else:
+        from infoclip.segmentation.text_cache import file_identity
+
         model, meta = load_model(weights, _resolve_device(device))
         extra = {"weights": str(weights), "adapter": meta.adapter, "clip_tag": meta.clip_tag}
         if "prompt_templates" in meta.config:  # part of the protocol (ecosystem notes): record it with the numbers
             extra["prompt_templates"] = meta.config["prompt_templates"]
+        identity = {"adapter": meta.adapter, "weights": file_identity(weights), "clip": meta.clip_tag}
+    if cache_dir is not None:
+        from infoclip.segmentation.text_cache import TextEmbeddingCache
+
+        model.text_embedding_cache = TextEmbeddingCache(cache_dir, {**identity, "precision": "fp32"})
+    resolved_templates = None
+    if not options.is_default:
+        from infoclip.segmentation.templates import resolve_templates
+
+        resolved_templates = resolve_templates(options.templates)
+        if resolved_templates is not None:  # what the model prompts with is part of the numbers
+            extra["prompt_templates"] = resolved_templates
     results = []
-    with stderr_progress() as new_task:
+    with stderr_progress() as new_task, one_line_warnings():
         for ds in datasets:
             result = evaluate(
                 model, ds, protocol, limit=limit, miou_formula=miou_formula, seen_classes=seen_classes,
                 progress=new_task(f"{ds.name} ({min(limit or len(ds), len(ds))} images)"), extra=extra,
+                options=options,
             )
             results.append(result)
             if output_dir is not None:
@@ -253,6 +294,7 @@ def eval_command(
     if output_dir is not None:
         payload = {
             **extra,
+            "options": options.describe(),
             "protocol": protocol,
             "miou_formula": miou_formula,
             "split": split,

@@ -14,6 +14,19 @@ from rich.table import Table
 from rich.text import Text
 
 from infoclip_cli.app import err_console, out_console
+from infoclip_cli.prediction_options import (
+    BackgroundFlag,
+    ExpandVocabFlag,
+    SplitSynonymsFlag,
+    SynonymRuleFlag,
+    TemplatesFlag,
+    TextCacheDirFlag,
+    TextCacheFlag,
+    TTAFlag,
+    build_options,
+    one_line_warnings,
+    text_cache_folder,
+)
 
 _GLOB_CHARS = set("*?[")
 _TABLE_ROWS = 10
@@ -143,8 +156,25 @@ def segment(
         str | None, typer.Option(help="Prompt template with {} for the class name (default: 'A photo of a {} in the scene').")
     ] = None,
     save_probs: Annotated[
-        bool, typer.Option("--save-probs", help="Also write <stem>_probs.npy: float32 (classes, height, width) probabilities.")
+        bool, typer.Option("--save-probs", help="Also write <stem>_probs.npy: (classes, height, width) probabilities.")
     ] = False,
+    probs_dtype: Annotated[
+        str, typer.Option("--probs-dtype", help="dtype of --save-probs files: float32 (default) or float16 (half the size).")
+    ] = "float32",
+    indexed_png: Annotated[
+        bool, typer.Option("--indexed-png", help="Write the label map as a palette PNG (same values, overlay colours; <= 255 classes).")
+    ] = False,
+    rle: Annotated[
+        bool, typer.Option("--rle", help="Also write COCO RLE masks: <stem>_rle.json and sem_seg_predictions.json (detectron2's layout).")
+    ] = False,
+    templates: TemplatesFlag = "trained",
+    synonym_rule: SynonymRuleFlag = "max",
+    split_synonyms: SplitSynonymsFlag = False,
+    background_threshold: BackgroundFlag = None,
+    expand_vocab: ExpandVocabFlag = None,
+    tta: TTAFlag = "none",
+    text_cache: TextCacheFlag = False,
+    text_cache_dir: TextCacheDirFlag = None,
     overlay: Annotated[bool, typer.Option("--overlay/--no-overlay", help="Write <stem>_overlay.png.")] = True,
     alpha: Annotated[float, typer.Option(min=0.0, max=1.0, help="Opacity of the class colours in the overlay.")] = 0.5,
 ) -> None:
@@ -177,6 +207,16 @@ def segment(
     if template is not None and template.count("{}") != 1:
         raise InputError(f"--template must contain {{}} exactly once, e.g. 'a photo of a {{}}.', got {template!r}")
     check_precision(precision.value, resolve_device(device))
+    options = build_options(templates, synonym_rule, split_synonyms, background_threshold, expand_vocab, tta)
+    if probs_dtype not in ("float32", "float16"):
+        raise InputError(f"--probs-dtype must be float32 or float16, not {probs_dtype!r}")
+    from infoclip.segmentation.synonyms import expand_synonyms
+
+    try:
+        expand_synonyms(class_names, split_synonyms)
+    except InputError as exc:
+        raise InputError(f"--classes: {exc}") from exc
+    cache_dir = text_cache_folder(text_cache, text_cache_dir)
     paths, problems = collect_images(images)
     for line in problems:
         err_console.print(f"error: {line}", markup=False, highlight=False, soft_wrap=True)
@@ -187,16 +227,18 @@ def segment(
     stems = output_stems(paths)
     inputs = {p.resolve() for p in paths}
     for stem in stems:
-        for suffix in (".png", "_overlay.png", ".json", "_probs.npy"):
+        for suffix in (".png", "_overlay.png", ".json", "_probs.npy", "_rle.json"):
             if (folder / f"{stem}{suffix}").resolve() in inputs:
                 raise InputError(f"{folder / (stem + suffix)} would overwrite an input image; choose another --output-dir")
 
     try:
         if clip is not None:
-            segmenter = Segmenter.from_clip(clip, device, precision.value, protocol.value, template)
+            segmenter = Segmenter.from_clip(clip, device, precision.value, protocol.value, template, options, cache_dir)
         else:
             assert weights is not None
-            segmenter = Segmenter.from_pretrained(weights, device, precision.value, protocol.value, template)
+            segmenter = Segmenter.from_pretrained(
+                weights, device, precision.value, protocol.value, template, options, cache_dir
+            )
     except BaseException:
         if created and not any(folder.iterdir()):
             folder.rmdir()  # leave no trace of a run that never started
@@ -209,16 +251,22 @@ def segment(
             soft_wrap=True,
         )
 
-    colours = palette(len(class_names))
+    colours = palette(len(class_names) + (1 if expand_vocab else 0))
+    rle_records: list[dict] = []
     failures: list[str] = []
     failures.extend(problems)
     progress = _progress(len(paths))
-    with progress:
+    with progress, one_line_warnings():
         task = progress.add_task("segmenting", total=len(paths))
         for path, stem in zip(paths, stems):
             try:
                 result = segmenter.predict(path, class_names)
-                result.save(folder, stem=stem, save_probs=save_probs, overlay=overlay, alpha=alpha)
+                result.save(
+                    folder, stem=stem, save_probs=save_probs, overlay=overlay, alpha=alpha, probs_dtype=probs_dtype,
+                    indexed=indexed_png, rle=rle,
+                )
+                if rle:
+                    rle_records.extend(result.to_coco_rle())
             except InputError as exc:
                 failures.append(str(exc).splitlines()[0])
                 progress.console.print(f"error: {failures[-1]}", markup=False, highlight=False, soft_wrap=True)
@@ -226,6 +274,12 @@ def segment(
                 out_console.print(result_table(result, colours))
             progress.advance(task)
     done = len(paths) - (len(failures) - len(problems))
+    if rle:
+        import json
+
+        from infoclip.io_utils import atomic_write_text
+
+        atomic_write_text(folder / "sem_seg_predictions.json", json.dumps(rle_records) + "\n")
     err_console.print(f"wrote the outputs of {done} image(s) to {folder}", markup=False, highlight=False, soft_wrap=True)
     if failures:
         err_console.print(f"error: {len(failures)} input(s) failed (listed above)", markup=False, highlight=False, soft_wrap=True)

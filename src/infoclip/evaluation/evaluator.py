@@ -201,11 +201,11 @@ def evaluate(
     device = torch.device(device) if device is not None else _model_device(model) if isinstance(model, torch.nn.Module) else torch.device("cpu")
     predictor = None
     no_class = False
-    if options is not None and not options.is_default:
+    if (options is not None and not options.is_default) or any("|" in name for name in class_names):
         from infoclip.segmentation.options import OptionedPredictor
 
         predictor = OptionedPredictor(model, options)
-        no_class = options.background_threshold is not None or options.expand_vocab is not None
+        no_class = options is not None and (options.background_threshold is not None or options.expand_vocab is not None)
     k = len(eval_names)
     confusion = ConfusionMatrix(k + 1 if no_class else k, device=device)
     was_training = isinstance(model, torch.nn.Module) and model.training

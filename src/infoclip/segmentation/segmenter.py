@@ -30,6 +30,7 @@ from infoclip.errors import InputError
 from infoclip.io_utils import atomic_write, atomic_write_text
 from infoclip.segmentation.classes import parse_classes
 from infoclip.segmentation.background import BACKGROUND
+from infoclip.segmentation.synonyms import SYNONYM_SEPARATOR
 from infoclip.segmentation.images import image_name, load_image
 from infoclip.segmentation.options import OptionedPredictor, SegmentOptions, model_templates
 from infoclip.segmentation.outputs import (
@@ -195,7 +196,7 @@ class SegmentationResult:
         """The label map as stored: (H, W) uint8 (at most 255 classes) or uint16; background is
         ``background_value``."""
         dtype = label_map_dtype(len(self.classes))
-        return np.where(self.labels < 0, self.background_value, self.labels).astype(dtype)
+        return np.where(self.labels == BACKGROUND, self.background_value, self.labels).astype(dtype)
 
     def overlay(self, alpha: float = 0.5) -> Any:
         """The class colours over the image with a legend (class colour, name, share): a ``PIL.Image`` (RGB);
@@ -475,7 +476,8 @@ class Segmenter:
         tensor = torch.tensor(array, device=self.device).permute(2, 0, 1).float()  # a copy: PIL arrays are read-only
         start = time.perf_counter()
         with autocast(self.device, self.precision):
-            if self.options.is_default:  # the published protocol, untouched
+            if self.options.is_default and not any(SYNONYM_SEPARATOR in name for name in class_names):
+                # the published protocol, untouched
                 probs = self.model.predict(tensor, class_names, protocol=protocol)
                 labels = None
                 result_classes = class_names

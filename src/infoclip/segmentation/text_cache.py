@@ -80,7 +80,8 @@ class TextEmbeddingCache:
     ) -> torch.Tensor:
         """The cached embeddings of this key on ``device``, else ``compute()`` stored and returned.
 
-        ``compute`` returns a float tensor of any shape; it is stored as float32.
+        ``compute`` returns a float tensor of any shape; it is stored in its own dtype, so a cached run computes
+        with exactly the tensor an uncached one would.
         """
         from safetensors import SafetensorError
         from safetensors.torch import load_file, save_file
@@ -96,7 +97,7 @@ class TextEmbeddingCache:
                 return tensor.to(device)
         self.misses += 1
         tensor = compute()
-        stored = tensor.detach().float().cpu().contiguous()
+        stored = tensor.detach().cpu().contiguous()
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
             atomic_write(path, lambda tmp: save_file({"embeddings": stored}, str(tmp)))
