@@ -9,6 +9,7 @@ YAML (``1e-4`` -> float, ``false`` -> bool, ``[1, 2]`` -> list, anything else ->
 from __future__ import annotations
 
 import copy
+import math
 import os
 import re
 from collections.abc import Iterable, Mapping
@@ -70,6 +71,9 @@ def load_config(path: str | os.PathLike[str], _seen: tuple[Path, ...] = ()) -> d
         raise ConfigError(f"{path} is not valid YAML: {exc}".splitlines()[0]) from exc
     if not isinstance(data, dict):
         raise ConfigError(f"{path} must hold a YAML mapping at the top level, not {type(data).__name__}")
+    nan = _first_nan(data)
+    if nan is not None:
+        raise ConfigError(f"{path}: {nan.lstrip('.')} is NaN (not a number); give a number")
     base = data.pop(BASE_KEY, None)
     if base is None:
         return data
@@ -87,7 +91,44 @@ def parse_override(text: str) -> tuple[list[str], Any]:
         value = yaml_load(raw) if raw.strip() else ""
     except yaml.YAMLError:
         value = raw
+    nan = _first_nan(value)
+    if nan is not None:
+        where = key + nan
+        raise ConfigError(f"override {text!r}: {where} is NaN (not a number); give a number")
     return key.split("."), value
+
+
+def _first_nan(value: Any, where: str = "") -> str | None:
+    """The dotted position of the first NaN in a parsed value (``""`` for the value itself), else ``None``.
+
+    NaN is never a meaningful setting and compares false with every bound, so range checks let it through.
+    """
+    if isinstance(value, float) and math.isnan(value):
+        return where
+    if isinstance(value, Mapping):
+        items: Iterable[tuple[Any, Any]] = value.items()
+    elif isinstance(value, (list, tuple)):
+        items = enumerate(value)
+    else:
+        return None
+    for key, item in items:
+        found = _first_nan(item, f"{where}.{key}" if not isinstance(key, int) else f"{where}[{key}]")
+        if found is not None:
+            return found
+    return None
+
+
+def _merge_checked(node: dict[str, Any], update: Mapping[str, Any], text: str, where: str) -> None:
+    """Strictly merge a mapping override into an existing section: every key must exist there (recursively),
+    so ``solver={lrr: 1}`` is refused like ``solver.lrr=1`` instead of replacing the whole section."""
+    for key, value in update.items():
+        if key not in node:
+            known = ", ".join(sorted(map(str, node))) or "(none)"
+            raise ConfigError(f"override {text!r}: unknown key {key!r} in {where!r}; keys here: {known}")
+        if isinstance(value, Mapping) and isinstance(node[key], dict):
+            _merge_checked(node[key], value, text, f"{where}.{key}")
+        else:
+            node[key] = copy.deepcopy(value)
 
 
 def apply_overrides(config: Mapping[str, Any], overrides: Iterable[str], strict: bool = True) -> dict[str, Any]:
@@ -112,7 +153,10 @@ def apply_overrides(config: Mapping[str, Any], overrides: Iterable[str], strict:
         if strict and parts[-1] not in node:
             known = ", ".join(sorted(node)) or "(none)"
             raise ConfigError(f"override {text!r}: unknown key {parts[-1]!r}; keys here: {known}")
-        node[parts[-1]] = value
+        if strict and isinstance(value, Mapping) and isinstance(node.get(parts[-1]), dict):
+            _merge_checked(node[parts[-1]], value, text, ".".join(parts))
+        else:
+            node[parts[-1]] = value
     return out
 
 

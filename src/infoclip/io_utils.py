@@ -25,6 +25,8 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     os.chmod(tmp_path, default_file_mode())
     try:
         yield tmp_path
+        # again: writers that re-create the file (safetensors does) get mkstemp-like 0o600 modes back
+        os.chmod(tmp_path, default_file_mode())
         os.replace(tmp_path, path)
     finally:
         if tmp_path.exists():

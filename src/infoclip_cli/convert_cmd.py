@@ -31,7 +31,6 @@ def convert_checkpoint(
 
     from infoclip.adapters import get_adapter
     from infoclip.errors import AdapterError, CheckpointError, InputError
-    from infoclip.training.export import clip_tag
     from infoclip.weights import WeightsMeta, save_weights
 
     if output.suffix != ".safetensors":
@@ -56,7 +55,7 @@ def convert_checkpoint(
     misfits = sorted(set(expected) ^ set(state)) + sorted(k for k in expected if k in state and tuple(state[k].shape) != expected[k])
     if misfits:
         raise CheckpointError(f"the {importer} importer of {adapter.name} produced weights that do not fit its model: {', '.join(misfits[:3])}")
-    meta = WeightsMeta(adapter=adapter.name, config=model.model_config(), clip_tag=getattr(model, "clip_tag", "") or clip_tag(config), source=f"infoclip convert {adapter.name} {source.name}")
+    meta = WeightsMeta(adapter=adapter.name, config=model.model_config(), clip_tag=model.clip_tag, source=f"infoclip convert {adapter.name} {source.name}")
     save_weights(output, state, meta)
     return output, {
         "adapter": adapter.name,

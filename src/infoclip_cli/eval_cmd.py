@@ -231,6 +231,14 @@ def eval_command(
     tta: TTAFlag = "none",
     text_cache: TextCacheFlag = False,
     text_cache_dir: TextCacheDirFlag = None,
+    max_pixels: Annotated[
+        Optional[int],
+        typer.Option(
+            "--max-pixels", min=1, metavar="N",
+            help="Refuse images and labels larger than N pixels (width x height) before decoding them; default "
+            "64000000, or the INFOCLIP_MAX_PIXELS environment variable.",
+        ),
+    ] = None,
 ) -> None:
     """Evaluate weights (or, with --clip, the training-free dense-CLIP baseline) on datasets with the CAT-Seg
     protocol; print mIoU tables, write metrics JSON/CSV."""
@@ -239,7 +247,9 @@ def eval_command(
     from infoclip.evaluation import MIOU_FORMULAS, PROTOCOLS, evaluate
     from infoclip.io_utils import atomic_write_text
     from infoclip.weights import load_model
+    from infoclip_cli.segment_cmd import set_pixel_limit
 
+    set_pixel_limit(max_pixels)
     if protocol not in PROTOCOLS:
         raise InputError(f"--protocol must be one of {', '.join(PROTOCOLS)}, not {protocol!r}")
     if miou_formula not in MIOU_FORMULAS:
@@ -252,25 +262,23 @@ def eval_command(
         raise InputError("give either --weights W.safetensors or --clip MODEL:TAG (the training-free baseline)")
     if clip is not None:
         from infoclip.segmentation.baseline import DenseCLIPBaseline
-
         from infoclip.segmentation.segmenter import baseline_identity
 
         model = DenseCLIPBaseline.from_spec(clip).to(_resolve_device(device))
-        extra = {"clip": clip, "adapter": "dense-clip-baseline (training-free)", "prompt_templates": [model.template]}
+        extra = {"clip": clip, "adapter": "dense-clip-baseline (training-free)", "prompt_templates": model.prompt_templates}
         identity = baseline_identity(clip)
     else:
         from infoclip.segmentation.text_cache import file_identity
 
         model, meta = load_model(weights, _resolve_device(device))
-        extra = {"weights": str(weights), "adapter": meta.adapter, "clip_tag": meta.clip_tag}
-        if "prompt_templates" in meta.config:  # part of the protocol (ecosystem notes): record it with the numbers
-            extra["prompt_templates"] = meta.config["prompt_templates"]
+        # the prompt templates are part of the protocol (ecosystem notes): recorded with the numbers
+        recorded = {"prompt_templates": model.prompt_templates} if model.prompt_templates else {}
+        extra = {"weights": str(weights), "adapter": meta.adapter, "clip_tag": meta.clip_tag, **recorded}
         identity = {"adapter": meta.adapter, "weights": file_identity(weights), "clip": meta.clip_tag}
     if cache_dir is not None:
         from infoclip.segmentation.text_cache import TextEmbeddingCache
 
         model.text_embedding_cache = TextEmbeddingCache(cache_dir, {**identity, "precision": "fp32"})
-    resolved_templates = None
     if not options.is_default:
         from infoclip.segmentation.templates import resolve_templates
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import glob
+import json
 from collections.abc import Sequence
 from enum import Enum
 from pathlib import Path
@@ -56,7 +58,11 @@ def collect_images(inputs: Sequence[str]) -> tuple[list[Path], list[str]]:
     seen: set[Path] = set()
 
     def add(path: Path) -> None:
-        key = path.resolve()
+        try:
+            key = path.resolve()
+        except (RuntimeError, OSError) as exc:  # a symbolic-link loop (RuntimeError before Python 3.13)
+            problems.append(f"{path}: cannot follow this path ({_why_unresolvable(exc)})")
+            return
         if key not in seen:
             seen.add(key)
             paths.append(path)
@@ -79,6 +85,63 @@ def collect_images(inputs: Sequence[str]) -> tuple[list[Path], list[str]]:
             for p in files:
                 add(p)
     return paths, problems
+
+
+def _why_unresolvable(exc: BaseException) -> str:
+    if isinstance(exc, RuntimeError) or getattr(exc, "errno", None) == errno.ELOOP:
+        return "symbolic link loop"
+    return getattr(exc, "strerror", None) or str(exc)
+
+
+#: what each ``save`` option writes besides the label map and the summary (SegmentationResult.save's kinds)
+_OPTIONAL_OUTPUTS = ("overlay", "probs")
+
+
+def mixing_outputs(folder: Path, planned: dict[str, Path], settings: dict[str, object], writes: set[str]) -> list[str]:
+    """What an earlier ``segment`` run left in ``folder`` that this run would leave mixed with its own outputs.
+
+    Args:
+        folder: the output folder.
+        planned: output stem -> image path of this run.
+        settings: summary fields that must agree (classes, weights, protocol, template).
+        writes: the optional output kinds this run writes (``"overlay"``, ``"probs"``).
+
+    Returns:
+        One short description per kind of mix (empty when nothing would mix).
+    """
+    others, different, stale = [], [], []
+    for summary in sorted(folder.glob("*.json")):
+        try:
+            data = json.loads(summary.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError):
+            continue
+        if not isinstance(data, dict) or not isinstance(data.get("outputs"), dict) or "classes" not in data:
+            continue  # not a segment summary
+        stem = summary.stem
+        if stem not in planned:
+            others.append(stem)
+            continue
+        if data.get("image") != str(planned[stem]):
+            different.append(f"{stem} (another image)")
+            continue
+        changed = [key for key, value in settings.items() if data.get(key) != value]
+        if changed:
+            different.append(f"{stem} ({', '.join(changed)})")
+        stale.extend(
+            name for kind, name in data["outputs"].items() if kind in _OPTIONAL_OUTPUTS and kind not in writes
+        )
+
+    def some(items: list[str]) -> str:
+        return ", ".join(items[:3]) + (f" (+{len(items) - 3} more)" if len(items) > 3 else "")
+
+    lines = []
+    if others:
+        lines.append(f"outputs of {len(others)} other image(s): {some(others)}")
+    if different:
+        lines.append(f"outputs made with other settings that this run replaces: {some(different)}")
+    if stale:
+        lines.append(f"files of an earlier run this run does not rewrite: {some(stale)}")
+    return lines
 
 
 def output_stems(paths: Sequence[Path]) -> list[str]:
@@ -177,13 +240,23 @@ def segment(
     text_cache_dir: TextCacheDirFlag = None,
     overlay: Annotated[bool, typer.Option("--overlay/--no-overlay", help="Write <stem>_overlay.png.")] = True,
     alpha: Annotated[float, typer.Option(min=0.0, max=1.0, help="Opacity of the class colours in the overlay.")] = 0.5,
+    max_pixels: Annotated[
+        int | None,
+        typer.Option(
+            "--max-pixels", min=1, metavar="N",
+            help="Refuse images larger than N pixels (width x height) before decoding them; default 64000000, "
+            "or the INFOCLIP_MAX_PIXELS environment variable.",
+        ),
+    ] = None,
 ) -> None:
     """Segment images with your own class names.
 
     Per image it writes into --output-dir: <stem>.png, the label map (pixel value = index of the class in the
     list; uint8, or uint16 above 255 classes), <stem>_overlay.png (colours over the image, with a legend),
     <stem>.json (classes, pixel shares, weights, protocol) and, with --save-probs, <stem>_probs.npy. It prints
-    one table per image. An image that cannot be read is reported and skipped; the exit code is then 1.
+    one table per image. An image that cannot be read, is larger than --max-pixels or does not fit in memory is
+    reported by name and skipped while the others run; the exit code is then 1. A warning says when the output
+    folder already holds outputs of another run that would mix with this one's.
 
     Examples:
 
@@ -198,6 +271,7 @@ def segment(
     from infoclip.segmentation.overlay import palette
     from infoclip.segmentation.segmenter import Segmenter, check_output_dir, check_precision, resolve_device
 
+    set_pixel_limit(max_pixels)
     class_names = resolve_classes(classes, vocab)
     if (weights is None) == (clip is None):
         raise InputError(
@@ -251,6 +325,16 @@ def segment(
             soft_wrap=True,
         )
 
+    settings = {"classes": class_names, "weights": segmenter.source, "protocol": protocol.value, "template": segmenter.template,
+                "options": options.describe()}
+    writes = {kind for kind, on in (("overlay", overlay), ("probs", save_probs)) if on}
+    mixed = mixing_outputs(folder, dict(zip(stems, map(str, paths))), settings, writes)
+    if mixed:
+        err_console.print(
+            f"warning: {folder} already holds segment outputs of another run ({'; '.join(mixed)}); the folder will "
+            "mix both runs: use a new --output-dir to keep them apart",
+            markup=False, highlight=False, soft_wrap=True,
+        )  # fmt: skip
     colours = palette(len(class_names) + (1 if expand_vocab else 0))
     rle_records: list[dict] = []
     failures: list[str] = []
@@ -268,7 +352,13 @@ def segment(
                 if rle:
                     rle_records.extend(result.to_coco_rle())
             except InputError as exc:
-                failures.append(str(exc).splitlines()[0])
+                failures.append(str(exc).splitlines()[0] + _max_pixels_hint(exc))
+                progress.console.print(f"error: {failures[-1]}", markup=False, highlight=False, soft_wrap=True)
+            except (MemoryError, RuntimeError) as exc:
+                if not _out_of_memory(exc):
+                    raise
+                # one image too large for this machine must not stop the rest of the batch
+                failures.append(f"{path}: out of memory while segmenting it; try --protocol whole or a smaller image")
                 progress.console.print(f"error: {failures[-1]}", markup=False, highlight=False, soft_wrap=True)
             else:
                 out_console.print(result_table(result, colours))
@@ -284,6 +374,32 @@ def segment(
     if failures:
         err_console.print(f"error: {len(failures)} input(s) failed (listed above)", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(code=1)
+
+
+def set_pixel_limit(max_pixels: int | None) -> None:
+    """``--max-pixels``: the library's pixel limit (``INFOCLIP_MAX_PIXELS``), for this process and its workers."""
+    import os
+
+    from infoclip.segmentation.images import MAX_PIXELS_ENV
+
+    if max_pixels is not None:
+        os.environ[MAX_PIXELS_ENV] = str(max_pixels)
+
+
+def _out_of_memory(exc: BaseException) -> bool:
+    """Whether ``exc`` is an allocation failure: Python's, CUDA's, or torch's CPU allocator (a RuntimeError)."""
+    import torch
+
+    if isinstance(exc, (MemoryError, torch.OutOfMemoryError)):
+        return True
+    text = str(exc)
+    return isinstance(exc, RuntimeError) and ("can't allocate memory" in text or "out of memory" in text)
+
+
+def _max_pixels_hint(exc: BaseException) -> str:
+    from infoclip.segmentation.images import MAX_PIXELS_ENV
+
+    return " (or pass --max-pixels N)" if MAX_PIXELS_ENV in str(exc) else ""
 
 
 def _progress(total: int):  # noqa: ANN202

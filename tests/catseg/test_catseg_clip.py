@@ -110,7 +110,7 @@ def test_pretrained_from_local_file_splits_packed_qkv(tmp_path, tiny_config):
     reference, path = _save_open_clip_weights(tmp_path, seed=5)
     config = {**tiny_config, "clip": {**tiny_config["clip"], "pretrained": str(path)}}
     model = CATSeg(config).eval()
-    assert model.load_pretrained_clip() == path
+    assert model.load_pretrained() == path
     names = ["cat", "dog"]
     tokens = get_tokenizer(TINY_CLIP)(class_prompts(names, config["prompt_templates"]))
     expected = F.normalize(reference.encode_text(tokens), dim=-1)
@@ -131,7 +131,7 @@ def test_wrong_or_missing_weights_fail_clearly(tmp_path, tiny_config):
     torch.save(state, bad)
     model = CATSeg({**tiny_config, "clip": {**tiny_config["clip"], "pretrained": str(bad)}})
     with pytest.raises(CheckpointError, match="missing: visual.proj; unexpected: visual.extra"):
-        model.load_pretrained_clip()
+        model.load_pretrained()
     with pytest.raises(WeightsNotFoundError, match="not found"):
         resolve_pretrained(TINY_CLIP, str(tmp_path / "absent.pt"))
     with pytest.raises(ConfigError, match="no pretrained tag"):

@@ -74,7 +74,7 @@ def test_trainable_set_is_qv_of_both_towers(tiny_model):
     }
     assert clip_trainable == expected
     assert all(p.requires_grad for n, p in tiny_model.named_parameters() if not n.startswith("clip_model."))
-    summary = tiny_model.parameter_summary()
+    summary = tiny_model.parameter_table()
     assert "32,768" in summary and "4,096" in summary  # 4 x 2 x 64^2 image, 2 x 2 x 32^2 text
     assert "q_proj_weight, v_proj_weight" in summary
 

@@ -104,3 +104,15 @@ def test_weights_or_clip_exactly_one(run_cli, tmp_path, args):
     folder = write_custom_dataset(tmp_path / "mine", ["cat", "sofa"], num_images=1)
     code, _, stderr = run_cli("eval", *args, "-d", folder)
     assert code == 1 and stderr.startswith("error: give either --weights")
+
+
+def test_max_pixels_refuses_a_too_large_image_by_name(tiny_weights, run_cli, tmp_path, monkeypatch):
+    from infoclip.segmentation.images import MAX_PIXELS_ENV
+
+    monkeypatch.setenv(MAX_PIXELS_ENV, "1")  # restored after the test (--max-pixels sets it for the process)
+    folder = write_custom_dataset(tmp_path / "mine", ["cat", "sky"], num_images=1)
+    code, _, stderr = run_cli("eval", "-w", tiny_weights, "--images", folder / "images", "--labels", folder / "labels",
+                              "--classes", folder / "classes.json", "--protocol", "whole", "--max-pixels", "50")  # fmt: skip
+    errors = [line for line in stderr.splitlines() if line.startswith("error:")]
+    assert code == 1 and len(errors) == 1 and "exceeds the pixel limit of 50 pixels" in errors[0], stderr
+    assert "Traceback" not in stderr

@@ -62,12 +62,16 @@ def test_torch_load_is_weights_only(tmp_path):
 
     bad = tmp_path / "evil.pth"
     torch.save({"x": Evil()}, bad)
-    with pytest.raises(CheckpointError, match="weights_only=True"):
+    with pytest.raises(CheckpointError, match=r"holds Python objects besides tensors \(.*print\)") as refused:
         torch_load_checkpoint(bad)
-    for junk in (b"junk\n", b"\x80\x02}q\x00X", b""):
+    # torch's own message advises weights_only=False, which would run the file's code: never passed on
+    assert "weights_only=False" not in str(refused.value) and "weights_only` set to `False" not in str(refused.value)
+    assert refused.value.__cause__ is None and refused.value.__suppress_context__
+    for junk in (b"junk\n", b"\x80\x02}q\x00X", b"", b"\x80\x02garbage" * 10):
         (tmp_path / "junk.pth").write_bytes(junk)
-        with pytest.raises(CheckpointError, match="cannot be read as a PyTorch checkpoint"):
+        with pytest.raises(CheckpointError, match="cannot be read as a PyTorch checkpoint") as unreadable:
             torch_load_checkpoint(tmp_path / "junk.pth")
+        assert "False" not in str(unreadable.value), str(unreadable.value)
     truncated = tmp_path / "cut.pth"
     truncated.write_bytes(good.read_bytes()[:40])
     with pytest.raises(CheckpointError, match="truncated"):

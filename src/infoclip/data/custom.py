@@ -39,6 +39,37 @@ _KNOWN_KEYS = {
 }
 
 
+#: a description file is small; its values, with YAML aliases followed, must stay small too
+MAX_DESCRIPTION_BYTES = 1_000_000
+MAX_DESCRIPTION_VALUES = 200_000
+MAX_DESCRIPTION_CHARS = 10_000_000
+
+
+def _check_expansion(data: object, yaml_path: Path) -> None:
+    """Refuse a description whose aliases expand to a huge document (a "billion laughs" file).
+
+    YAML aliases share one object, so loading is cheap; what blows up is walking or printing the result.
+    The walk here follows aliases like any later use would, and stops as soon as a bound is passed.
+    """
+    values = chars = 0
+    stack = [data]
+    while stack:
+        node = stack.pop()
+        values += 1
+        if isinstance(node, str):
+            chars += len(node)
+        elif isinstance(node, dict):
+            stack.extend(node.keys())
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+        if values > MAX_DESCRIPTION_VALUES or chars > MAX_DESCRIPTION_CHARS:
+            raise DatasetError(
+                f"{yaml_path} expands to more than {MAX_DESCRIPTION_VALUES} values or {MAX_DESCRIPTION_CHARS} "
+                "characters (YAML aliases repeated?); a dataset description must stay small"
+            )
+
+
 def _suffix(value: object, where: str) -> str:
     if not isinstance(value, str) or not value.strip():
         raise DatasetError(f"{where} must be a file ending such as .png")
@@ -69,11 +100,22 @@ def load_custom_spec(path: str | os.PathLike[str]) -> DatasetSpec:
             )
         raise DatasetError(f"dataset not found: {path} is neither a registered dataset name nor a dataset folder")
     try:
+        if yaml_path.stat().st_size > MAX_DESCRIPTION_BYTES:
+            raise DatasetError(
+                f"{yaml_path} is {yaml_path.stat().st_size} bytes; a dataset description is at most "
+                f"{MAX_DESCRIPTION_BYTES} bytes (put long class lists in a classes file)"
+            )
         data = yaml.safe_load(yaml_path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise DatasetError(f"cannot read {yaml_path}: {str(exc).splitlines()[0]}") from exc
     if not isinstance(data, dict):
         raise DatasetError(f"{yaml_path} must hold a YAML mapping (name, classes, images, labels, ...)")
+    _check_expansion(data, yaml_path)
+    for key in ("name", "title"):
+        if key in data and data[key] is not None and not isinstance(data[key], str):
+            raise DatasetError(
+                f"{yaml_path}: {key} must be a text, not a YAML {type(data[key]).__name__} (quote it: {key}: \"...\")"
+            )
     unknown = sorted(set(data) - _KNOWN_KEYS)
     if unknown:
         raise DatasetError(f"{yaml_path}: unknown key(s) {', '.join(unknown)}; known keys: {', '.join(sorted(_KNOWN_KEYS))}")

@@ -103,21 +103,30 @@ def read_raw_label(path: str | os.PathLike[str]) -> np.ndarray:
     Raises:
         UnreadableFileError: missing, undecodable, multi-channel, or non-integral values.
     """
+    from infoclip.errors import InputError
+    from infoclip.segmentation.images import check_pixel_count
+
     path = Path(path)
     try:
         if path.suffix.lower() in TIFF_SUFFIXES:
             import tifffile
 
-            raw = np.asarray(tifffile.imread(path))
+            with tifffile.TiffFile(path) as tif:  # the header's size first: the image readers' pixel limit
+                page = tif.pages.first
+                check_pixel_count(page.imagewidth, page.imagelength, str(path), values=int(np.prod(tif.series[0].shape)))
+                raw = np.asarray(tif.asarray())
         else:
             with Image.open(path) as im:
                 if im.mode not in _INDEX_MODES:
                     raise UnreadableFileError(
                         path, f"a {im.mode} image; labels must be single-channel class-index maps, not colour images"
                     )
+                check_pixel_count(*im.size, str(path))
                 raw = np.asarray(im)
     except UnreadableFileError:
         raise
+    except InputError as exc:
+        raise UnreadableFileError(path, str(exc).removeprefix(f"{path}: ")) from exc
     except Exception as exc:  # tifffile and PIL raise many types for damaged files; all mean "unreadable"
         raise UnreadableFileError(path, _reason(exc)) from exc
     if raw.ndim == 3 and raw.shape[-1] == 1:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from infoclip.adapters.contract import OVSSModel, check_class_list
 from infoclip.data.dataset import SegmentationDataset
 from infoclip.data.vocab import match_classes
 from infoclip.errors import AdapterError, InputError
@@ -145,7 +146,7 @@ def _model_device(model: torch.nn.Module) -> torch.device:
 def evaluate(
     model: Any,
     dataset: SegmentationDataset,
-    protocol: str = "sliding",
+    protocol: str | None = None,
     *,
     limit: int | None = None,
     indices: Sequence[int] | None = None,
@@ -159,12 +160,13 @@ def evaluate(
     """Predict every image of ``dataset`` with ``model.predict`` and score the argmax against the labels.
 
     Args:
-        model: anything with ``predict(image (3, H, W) float RGB 0-255, class_names, protocol) -> (T, H, W)``
-            probabilities (an ``OVSSModel``). If it is an ``nn.Module`` it is put in eval mode for the run
+        model: an ``OVSSModel``, or anything with ``predict(image (3, H, W) float RGB 0-255, class_names,
+            protocol) -> (T, H, W)`` scores. If it is an ``nn.Module`` it is put in eval mode for the run
             and its previous mode is restored afterwards.
         dataset: the split to score; the model sees ``dataset.class_names`` (VOC-20b: 59 names) and the
             scores cover ``dataset.eval_class_names`` (VOC-20b: 20 classes + background).
-        protocol: ``"sliding"`` (the published protocol) or ``"whole"``.
+        protocol: one of the model's ``protocols`` (``None``: its default, the published one); for a model
+            that is not an ``OVSSModel``, ``"sliding"`` (default) or ``"whole"``.
         limit: score the first ``limit`` images only.
         indices: score these sample indices (e.g. one rank's shard) instead; combined with ``limit``.
         miou_formula: ``"present"`` (default, CAT-Seg's published numbers) or ``"d2-v0.6"``.
@@ -183,18 +185,22 @@ def evaluate(
         AdapterError: ``predict`` returned something other than (T, H, W) scores.
         DatasetError: an image or label is missing, unreadable, of the wrong size or out of range.
     """
-    if protocol not in PROTOCOLS:
+    if isinstance(model, OVSSModel):
+        protocol = model.check_protocol(protocol)
+    elif protocol is None:
+        protocol = PROTOCOLS[0]
+    elif protocol not in PROTOCOLS:
         raise InputError(f"unknown protocol {protocol!r}; choose one of: {', '.join(PROTOCOLS)}")
     check_formula(miou_formula)
     selected = list(range(len(dataset))) if indices is None else list(indices)
     if limit is not None:
         if limit < 1:
-            raise InputError(f"--limit must be at least 1, got {limit}")
+            raise InputError(f"the image limit must be at least 1, got {limit}")
         selected = selected[:limit]
     if not selected:
         raise InputError(f"no image of {dataset.name} selected for evaluation")
     spec = dataset.spec
-    class_names = dataset.class_names
+    class_names = check_class_list(dataset.class_names)
     eval_names = dataset.eval_class_names
     seen_names = seen_classes if seen_classes is not None else spec.seen_classes
     seen = match_classes(eval_names, seen_names) if seen_names is not None else None

@@ -64,8 +64,7 @@ def prediction_picture(
             image = torch.from_numpy(sample.image).permute(2, 0, 1).float()
             maps = [sample.image, colours[sample.label]]
             for model in models.values():
-                if hasattr(model, "eval"):
-                    model.eval()
+                model.eval()
                 maps.append(colours[model.predict(image, names, protocol=protocol).argmax(0).numpy()])
             for c, picture in enumerate(maps):
                 ax = axes[r, c]

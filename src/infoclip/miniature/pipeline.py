@@ -35,7 +35,7 @@ from typing import Any
 
 import yaml
 
-from infoclip.config import load_config, save_config
+from infoclip.config import apply_overrides, load_config, save_config
 from infoclip.errors import ConfigError, InfoclipError, TrainingError
 from infoclip.io_utils import atomic_write_text
 from infoclip.miniature import tiny_clip
@@ -63,12 +63,14 @@ class MiniatureConfig:
     methods: dict[str, list[str]]
     ablation: dict[str, list[str]]
     modes: dict[str, dict[str, Any]]
+    #: the dotted run-config key that receives the tiny CLIP's weights path (the adapter's setting)
+    clip_weights_setting: str
     protocol: str = "whole"
 
     @classmethod
     def load(cls, path: str | os.PathLike[str] | None = None) -> MiniatureConfig:
         data = load_config(path or default_config_path())
-        missing = [k for k in ("world", "pretrain", "run", "methods", "modes") if k not in data]
+        missing = [k for k in ("world", "pretrain", "run", "clip_weights_setting", "methods", "modes") if k not in data]
         if missing:
             raise ConfigError(f"miniature config {path} lacks section(s) {', '.join(missing)}")
         unknown_modes = set(data["modes"]) - set(MODES)
@@ -81,6 +83,7 @@ class MiniatureConfig:
             methods={k: list(v) for k, v in data["methods"].items()},
             ablation={k: list(v) for k, v in (data.get("ablation") or {}).items()},
             modes=data["modes"],
+            clip_weights_setting=str(data["clip_weights_setting"]),
             protocol=str(data.get("protocol", "whole")),
         )
 
@@ -172,10 +175,11 @@ class Miniature:
         return path
 
     def write_run_config(self, clip_weights: Path) -> Path:
-        run = json.loads(json.dumps(self.config.run))  # deep copy of plain data
-        run["model"]["clip"]["pretrained"] = str(Path(clip_weights).resolve())
-        run["data"]["train"] = str(self.train_dir.resolve())
-        run["solver"]["iterations"] = int(self.settings["iterations"])
+        run = apply_overrides(self.config.run, [
+            f"{self.config.clip_weights_setting}={Path(clip_weights).resolve()}",
+            f"data.train={self.train_dir.resolve()}",
+            f"solver.iterations={int(self.settings['iterations'])}",
+        ])  # fmt: skip
         return save_config(run, self.output_dir / "configs" / "run.yaml")
 
     def evaluate(self, weights_args: Sequence[str], name: str) -> dict[str, float]:
@@ -204,7 +208,7 @@ class Miniature:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(int(config.get("train", {}).get("seed", 0)))
             model = get_adapter(config["adapter"]).build_model(config["model"])
-        model.load_pretrained_clip()
+        model.load_pretrained()
         path = self.output_dir / "weights" / "untrained.safetensors"
         meta = WeightsMeta(
             adapter=config["adapter"], config=model.model_config(), clip_tag=model.clip_tag,

@@ -28,7 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from infoclip.errors import ConfigError, InputError, WeightsNotFoundError
+from infoclip.adapters.contract import EvalProtocol, OVSSModel, TrainOutput
+from infoclip.errors import AdapterError, InputError, WeightsNotFoundError
 
 DEFAULT_TEMPLATE = "A photo of a {} in the scene"
 #: sliding-window overlap of CAT-Seg's ``inference_sliding_window`` (stride = int(S * (1 - 0.333)))
@@ -81,8 +82,12 @@ def _resize(images: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return F.interpolate(images, size=size, mode="bilinear", align_corners=False, antialias=shrink)
 
 
-class DenseCLIPBaseline(nn.Module):
+class DenseCLIPBaseline(OVSSModel):
     """Training-free segmentation by dense CLIP / text cosine alignment (see the module docstring).
+
+    It honours the prediction side of the model contract (``predict``, ``protocols``, prompt templates,
+    ``clip_tag``, ``embed_dim``); it has nothing to train, so ``forward_train`` and ``task_loss`` raise
+    ``AdapterError``.
 
     Args:
         clip_model: an open_clip CLIP built by ``infoclip.clip.build_clip`` / ``load_clip`` (split attention).
@@ -90,10 +95,9 @@ class DenseCLIPBaseline(nn.Module):
         template: prompt template containing ``{}``.
     """
 
-    #: a ``TextEmbeddingCache`` for the class embeddings (``infoclip.segmentation.text_cache``); ``None``: none
-    text_embedding_cache = None
-
-    def __init__(self, clip_model: nn.Module, model_name: str, template: str = DEFAULT_TEMPLATE) -> None:
+    def __init__(
+        self, clip_model: nn.Module, model_name: str, template: str = DEFAULT_TEMPLATE, clip_tag: str | None = None
+    ) -> None:
         super().__init__()
         import open_clip
 
@@ -101,8 +105,7 @@ class DenseCLIPBaseline(nn.Module):
 
         self.clip = clip_model.eval()
         self.model_name = model_name
-        #: "MODEL:TAG" of the weights when built by ``from_spec``; the bare architecture name otherwise
-        self.clip_tag = model_name
+        self._clip_tag = clip_tag or model_name
         self.tokenizer = get_tokenizer(model_name)
         cfg = open_clip.get_model_preprocess_cfg(clip_model)
         size = cfg.get("size", clip_model.visual.image_size)
@@ -125,12 +128,12 @@ class DenseCLIPBaseline(nn.Module):
             WeightsNotFoundError: the weights are not available offline (says which file to fetch).
         """
         model_name, pretrained = parse_clip_spec(spec)
-        model = cls.from_open_clip(model_name, pretrained, template)
-        model.clip_tag = f"{model_name}:{pretrained or 'none'}"
-        return model
+        return cls.from_open_clip(model_name, pretrained, template, clip_tag=f"{model_name}:{pretrained or 'none'}")
 
     @classmethod
-    def from_open_clip(cls, model_name: str, pretrained: str | None, template: str = DEFAULT_TEMPLATE) -> DenseCLIPBaseline:
+    def from_open_clip(
+        cls, model_name: str, pretrained: str | None, template: str = DEFAULT_TEMPLATE, clip_tag: str | None = None
+    ) -> DenseCLIPBaseline:
         """Build the CLIP (``infoclip.clip.load_clip``) and wrap it.
 
         Raises:
@@ -140,7 +143,7 @@ class DenseCLIPBaseline(nn.Module):
         from infoclip.clip import load_clip, resolve_pretrained
 
         if pretrained is None:  # random weights, seeded so that a test or benchmark run is reproducible
-            return cls(load_clip(model_name, None, init_seed=0), model_name, template)
+            return cls(load_clip(model_name, None, init_seed=0), model_name, template, clip_tag)
         # find (or fail to find) the weights file before building a large model that would go unused
         try:
             weights_file = resolve_pretrained(model_name, pretrained)
@@ -148,7 +151,39 @@ class DenseCLIPBaseline(nn.Module):
             raise WeightsNotFoundError(
                 f"{exc}; with `infoclip segment`, pass that file as --clip {model_name}:/path/to/the/file"
             ) from exc
-        return cls(load_clip(model_name, str(weights_file)), model_name, template)
+        return cls(load_clip(model_name, str(weights_file)), model_name, template, clip_tag)
+
+    adapter_name = "dense-clip-baseline"
+    protocols = (
+        EvalProtocol("sliding", "CAT-Seg's sliding geometry scaled to the CLIP input size: four crops plus the global view"),
+        EvalProtocol("whole", "the image resized to the CLIP input size, one pass"),
+    )
+    score_description = "softmax over the given classes of CLIP's dense cosine logits (sums to 1 at each pixel)"
+
+    @property
+    def clip_tag(self) -> str:
+        """``"MODEL:TAG"`` of the weights when built by ``from_spec``; the bare architecture name otherwise."""
+        return self._clip_tag
+
+    @property
+    def embed_dim(self) -> int:
+        return int(self.clip.visual.output_dim)
+
+    @property
+    def prompt_templates(self) -> list[str]:
+        """The templates class names go through now (several while ensembling)."""
+        return list(self.ensemble) if self.ensemble else [self.template]
+
+    def set_prompt_templates(self, templates: Sequence[str]) -> None:
+        """Use one template (``{}`` once) for class prompts; clears the text-embedding cache.
+
+        Raises:
+            InputError: not exactly one template, or one without exactly one ``{}``.
+        """
+        templates = list(templates)
+        if len(templates) != 1:
+            raise InputError(f"the dense-CLIP baseline prompts with one template, got {len(templates)}")
+        self.set_prompt_template(templates[0])
 
     def set_prompt_template(self, template: str) -> None:
         """Use ``template`` (``{}`` once) for class prompts; clears the text-embedding cache."""
@@ -168,10 +203,11 @@ class DenseCLIPBaseline(nn.Module):
         self.ensemble = templates
         self._text_cache.clear()
 
-    @property
-    def templates(self) -> list[str]:
-        """The templates class names go through now (several when ensembling)."""
-        return list(self.ensemble) if self.ensemble else [self.template]
+    def forward_train(self, images: torch.Tensor, class_names: Sequence[str], lpam: nn.Module | None = None) -> TrainOutput:
+        raise AdapterError("the training-free dense-CLIP baseline does not train; train an adapter's model instead")
+
+    def task_loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        raise AdapterError("the training-free dense-CLIP baseline has no task loss")
 
     @property
     def logit_scale(self) -> float:
@@ -181,7 +217,7 @@ class DenseCLIPBaseline(nn.Module):
         """(T, E) float32 L2-normalised prompt embeddings of the classes (first synonym of each name)."""
         from infoclip.clip import class_prompts, encode_text
 
-        templates = self.templates
+        templates = self.prompt_templates
         key = (tuple(class_names), "\n".join(templates))
         if key in self._text_cache:
             self._text_cache.move_to_end(key)
@@ -246,10 +282,6 @@ class DenseCLIPBaseline(nn.Module):
         Returns:
             (T, H, W) float32 probabilities in [0, 1], summing to 1 over T at each pixel.
         """
-        if image.ndim != 3 or image.shape[0] != 3 or not image.is_floating_point():
-            raise InputError(f"image must be a float (3, H, W) tensor on the 0-255 scale, got {tuple(image.shape)}")
-        if protocol not in ("sliding", "whole"):
-            raise ConfigError(f"unknown protocol {protocol!r}; choose sliding or whole")
         height, width = image.shape[-2:]
         text = self.text_embeddings(class_names)
         size = self.view_size

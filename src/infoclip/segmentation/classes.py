@@ -11,11 +11,13 @@ Three ways to give classes (``infoclip segment --classes/--vocab`` and ``Segment
   so that results match the published protocol, e.g. ADE-150's ``"bed "`` keeps its trailing space).
 
 Every list is validated: empty or blank names and duplicates (compared case-insensitively with spaces collapsed,
-as CLIP's tokenizer sees them) are refused with an ``InputError`` naming them.
+as CLIP's tokenizer sees them) are refused with an ``InputError`` naming them, and so are two names of a list
+you give whose first synonyms are equal (the prompt uses only the first one).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterable, Sequence
 from importlib import resources
@@ -55,6 +57,20 @@ def display_name(name: str) -> str:
     return name.split(",")[0].strip() or name.strip()
 
 
+def _prompted(name: str) -> str:
+    """What the prompt encodes of a name: its first ``", "``-separated synonym (``infoclip.clip.dense.class_prompts``),
+    normalised as CLIP's tokenizer sees it."""
+    return _normalised(name.split(", ")[0])
+
+
+@functools.lru_cache(maxsize=1)
+def _shipped_lists() -> frozenset[tuple[str, ...]]:
+    folder = resources.files(_VOCAB_PACKAGE).joinpath(_VOCAB_FOLDER)
+    return frozenset(
+        tuple(json.loads(entry.read_text(encoding="utf-8"))) for entry in folder.iterdir() if entry.name.endswith(".json")
+    )
+
+
 def validate_class_names(names: Sequence[object], source: str = "class list") -> list[str]:
     """Check a class list and return it as a new list of str.
 
@@ -62,9 +78,13 @@ def validate_class_names(names: Sequence[object], source: str = "class list") ->
         names: the class names, in label order (label i is ``names[i]``).
         source: where the list came from, for the error message (``"--classes"``, a file path, ...).
 
+    Names whose first synonyms are equal (``"building, edifice"`` and ``"building, house"``) get the same
+    prompt, so they would compete as one class: they are refused too, except in a shipped benchmark vocabulary
+    exactly as shipped (ADE-847 has such pairs, and the published protocol keeps them).
+
     Raises:
         InputError: the list is empty, an entry is not a string, a name is empty or blank (named by position),
-            or names repeat (named, with their positions).
+            or names or their first synonyms repeat (named, with their positions).
     """
     if isinstance(names, str):
         raise InputError(f"{source}: expected a list of class names, got one string {names!r}")
@@ -86,6 +106,17 @@ def validate_class_names(names: Sequence[object], source: str = "class list") ->
         details = "; ".join(f"{key!r} at #{', #'.join(map(str, pos))}" for key, pos in repeated[:5])
         more = f" (+{len(repeated) - 5} more)" if len(repeated) > 5 else ""
         raise InputError(f"{source} repeats class names (compared ignoring case and spaces): {details}{more}")
+    prompts: dict[str, list[int]] = {}
+    for i, name in enumerate(names):
+        prompts.setdefault(_prompted(name), []).append(i)  # type: ignore[arg-type]
+    shared = [pos for pos in prompts.values() if len(pos) > 1]
+    if shared and tuple(names) not in _shipped_lists():  # type: ignore[arg-type]
+        details = "; ".join(" and ".join(f"{names[i]!r} (#{i + 1})" for i in pos) for pos in shared[:3])
+        more = f" (+{len(shared) - 3} more)" if len(shared) > 3 else ""
+        raise InputError(
+            f"{source}: classes share their first synonym, which is the only one the prompt uses, so they would "
+            f"compete as one class: {details}{more}; reword or merge them"
+        )
     return [str(n) for n in names]
 
 

@@ -11,11 +11,16 @@ What "robustly" means here, since photos from phones and scientific tools break 
   are taken as [0, 1] when their maximum is at most 1, else as [0, 255], and clipped.
 * The whole file is decoded at load time, so a truncated or corrupt file fails here with an ``InputError``
   naming it, never later inside a model.
+* Before any pixel is decoded, the size in the file's header is checked against a pixel limit
+  (``DEFAULT_MAX_PIXELS`` = 64 megapixels, the environment variable ``INFOCLIP_MAX_PIXELS`` changes it). It
+  applies to every reader (Pillow and tifffile alike), so a small compressed file cannot unpack into gigabytes.
 """
 
 from __future__ import annotations
 
+import math
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +34,48 @@ IMAGE_EXTENSIONS: frozenset[str] = frozenset(
 )
 
 _SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
+
+#: the largest image (width x height) read by default: 64 megapixels, above the usual phone and camera photo;
+#: the model resizes to a 640-pixel short side anyway, and decoding with float copies costs ~30 bytes per pixel
+DEFAULT_MAX_PIXELS = 64_000_000
+MAX_PIXELS_ENV = "INFOCLIP_MAX_PIXELS"
+
+
+def pixel_limit() -> int:
+    """The largest number of pixels (width x height) an image file may have: ``INFOCLIP_MAX_PIXELS`` if set,
+    else ``DEFAULT_MAX_PIXELS``.
+
+    Raises:
+        InputError: ``INFOCLIP_MAX_PIXELS`` is not a positive integer.
+    """
+    raw = os.environ.get(MAX_PIXELS_ENV, "").strip().replace("_", "")
+    if not raw:
+        return DEFAULT_MAX_PIXELS
+    if not raw.isdigit() or int(raw) <= 0:
+        raise InputError(f"{MAX_PIXELS_ENV}={os.environ[MAX_PIXELS_ENV]!r} must be a positive whole number of pixels")
+    return int(raw)
+
+
+def check_pixel_count(width: int, height: int, what: str, values: int | None = None) -> None:
+    """Refuse an image of more than ``pixel_limit()`` pixels, from its header size, before decoding it.
+
+    Args:
+        width, height: the size the file's header declares.
+        what: the file, for the message.
+        values: for readers that return whole arrays (tifffile), the number of values it would decode;
+            at most 4 per pixel of the limit (RGBA).
+
+    Raises:
+        InputError: the image is larger than the limit (the message says how to raise it).
+    """
+    limit = pixel_limit()
+    pixels = int(width) * int(height)
+    if pixels > limit or (values is not None and values > 4 * limit):
+        size = f"{width}x{height}" if values is None or pixels > limit else f"{values} values"
+        raise InputError(
+            f"{what}: image of {size} exceeds the pixel limit of {limit} pixels ({limit / 1e6:g} megapixels); "
+            f"if you trust the file, raise the limit with {MAX_PIXELS_ENV}"
+        )
 
 
 def _pil() -> Any:
@@ -122,8 +169,17 @@ def _read_with_tifffile(path: Path) -> np.ndarray | None:
     try:
         import tifffile
 
-        array = tifffile.imread(str(path))
+        with tifffile.TiffFile(str(path)) as tif:
+            page = tif.pages.first
+            series = tif.series[0]
+            shape = tuple(series.shape)
+            width, height = page.imagewidth, page.imagelength
     except Exception:  # tifffile raises many types; the caller reports Pillow's clearer error
+        return None
+    check_pixel_count(width, height, str(path), values=math.prod(shape))  # from the header, before decoding
+    try:
+        array = tifffile.imread(str(path))
+    except Exception:
         return None
     while array.ndim > 3:  # a multi-page stack: segment its first page
         array = array[0]
@@ -160,7 +216,11 @@ def load_image(source: str | os.PathLike[str] | np.ndarray | Any) -> np.ndarray:
     if path.is_dir():
         raise InputError(f"{path}: is a folder, not an image")
     try:
-        with Image.open(path) as image:
+        with warnings.catch_warnings():  # Pillow warns above 89 Mpx; the pixel limit below is the policy here
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(path)  # reads the header only
+        with image:
+            check_pixel_count(*image.size, str(path))
             image.load()  # decode everything now: truncation and corruption surface here, named
             return pil_to_rgb(image, what=str(path))
     except InputError:

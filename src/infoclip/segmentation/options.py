@@ -21,6 +21,7 @@ from typing import Any
 
 import torch
 
+from infoclip.adapters.contract import OVSSModel
 from infoclip.errors import AdapterError, InputError
 from infoclip.segmentation.background import OTHER, check_threshold, decide_labels, expansion_names, fold_expansion
 from infoclip.segmentation.synonyms import check_rule, expand_synonyms, long_prompts
@@ -70,41 +71,23 @@ class SegmentOptions:
         return asdict(self)
 
 
-def apply_templates(model: torch.nn.Module, templates: Sequence[str] | None) -> None:
-    """Make ``model`` prompt with ``templates`` (``None``: leave its own): one template replaces the model's;
-    several are ensembled (``OVSSModel.set_prompt_ensemble``).
+def apply_templates(model: OVSSModel, templates: Sequence[str] | None) -> None:
+    """Make ``model`` prompt with ``templates`` (``None``: leave its own), through the model contract: as many
+    templates as the model has replace them (``set_prompt_templates``); another number is ensembled into the
+    model's one prompt (``set_prompt_ensemble``, CLIP's mean of normalised embeddings).
 
     Raises:
         InputError: the model cannot use them (the reason says why).
     """
     if templates is None:
         return
-    if len(templates) == 1:
-        from infoclip.segmentation.segmenter import set_prompt_template
-
-        set_prompt_template(model, templates[0])
-        return
-    ensemble = getattr(model, "set_prompt_ensemble", None)
-    if not callable(ensemble):
-        raise InputError(f"{type(model).__name__} cannot ensemble prompt templates; use a single template")
     try:
-        ensemble(list(templates))
+        if len(templates) == len(model.prompt_templates):
+            model.set_prompt_templates(list(templates))
+        else:
+            model.set_prompt_ensemble(list(templates))
     except AdapterError as exc:
         raise InputError(str(exc)) from exc
-
-
-def model_templates(model: torch.nn.Module) -> list[str]:
-    """The templates the model prompts with now (several while ensembling)."""
-    for attribute in ("templates", "prompt_templates"):
-        value = getattr(model, attribute, None)
-        if isinstance(value, (list, tuple)) and value:
-            return list(value)
-    text = getattr(model, "_text", None)  # CAT-Seg's prompt encoder (until the contract names it)
-    if text is not None and getattr(text, "templates", None):
-        return list(text.templates)
-    from infoclip.segmentation.segmenter import prompt_templates
-
-    return prompt_templates(model)
 
 
 @dataclass
@@ -130,14 +113,14 @@ class OptionedPredictor:
         options: the options; ``SegmentOptions()`` is the plain protocol.
     """
 
-    def __init__(self, model: torch.nn.Module, options: SegmentOptions | None = None) -> None:
+    def __init__(self, model: OVSSModel, options: SegmentOptions | None = None) -> None:
         self.model = model
         self.options = options or SegmentOptions()
         apply_templates(model, resolve_templates(self.options.templates))
         self._warned: set[str] = set()
 
     def _warn_long(self, names: Sequence[str]) -> None:
-        fresh = [p for p in long_prompts(names, model_templates(self.model)) if p not in self._warned]
+        fresh = [p for p in long_prompts(names, self.model.prompt_templates) if p not in self._warned]
         if fresh:
             self._warned.update(fresh)
             shown = "; ".join(repr(p[:60] + "...") for p in fresh[:3])

@@ -26,13 +26,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from infoclip.errors import InputError
+from infoclip.adapters.contract import OVSSModel, check_prediction_inputs
+from infoclip.errors import AdapterError, InputError
 from infoclip.io_utils import atomic_write, atomic_write_text
 from infoclip.segmentation.classes import parse_classes
 from infoclip.segmentation.background import BACKGROUND
 from infoclip.segmentation.synonyms import SYNONYM_SEPARATOR
 from infoclip.segmentation.images import image_name, load_image
-from infoclip.segmentation.options import OptionedPredictor, SegmentOptions, model_templates
+from infoclip.segmentation.options import OptionedPredictor, SegmentOptions
 from infoclip.segmentation.outputs import (
     BACKGROUND_GREY,
     MAX_INDEXED_CLASSES,
@@ -45,7 +46,6 @@ from infoclip.segmentation.outputs import to_hf as _to_hf
 from infoclip.segmentation.overlay import draw_overlay, palette, pixel_shares
 from infoclip.segmentation.text_cache import TextEmbeddingCache, file_identity
 
-PROTOCOLS: tuple[str, ...] = ("sliding", "whole")
 PRECISIONS: tuple[str, ...] = ("fp32", "bf16", "fp16")
 #: a label map is stored as uint8 up to this many classes (labels 0..254; 255 stays free for "ignore" tools)
 UINT8_MAX_CLASSES = 255
@@ -147,7 +147,7 @@ class SegmentationResult:
         labels: (H, W) int64 class indices in [0, T): the argmax of ``probs``; ``BACKGROUND`` (-1) where the
             best score is below the background threshold.
         classes: the T class names, in label order (``"other"`` last with a vocabulary expansion).
-        protocol: ``"sliding"`` or ``"whole"``.
+        protocol: the protocol's name (one of the model's ``protocols``).
         source: what produced it: the weights path, or ``"training-free baseline: MODEL:TAG"``.
         name: the stem used for output files (the image file's stem, ``"image"`` for in-memory images).
         template: the prompt template used (``None`` when the model uses several or does not say).
@@ -156,6 +156,7 @@ class SegmentationResult:
         seconds: wall time of the prediction (model only, not loading or writing).
         extra: ``"image_path"`` (when read from a file) and ``"model"`` (adapter, CLIP tag) for the summary.
         options: ``SegmentOptions.describe()`` of the options used (recorded in the summary).
+        scores: what the values of ``probs`` mean (the model's ``score_description``).
     """
 
     image: np.ndarray
@@ -170,6 +171,7 @@ class SegmentationResult:
     device: str = "cpu"
     seconds: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
+    scores: str = ""
     options: dict[str, Any] = field(default_factory=lambda: SegmentOptions().describe())
 
     @property
@@ -244,6 +246,7 @@ class SegmentationResult:
             "model": self.extra.get("model", {}),
             "training_free_baseline": self.is_baseline,
             "protocol": self.protocol,
+            "scores": self.scores,
             "precision": self.precision,
             "template": self.template,
             "device": self.device,
@@ -336,24 +339,26 @@ BACKGROUND_KEY = "(background)"
 class Segmenter:
     """Runs a segmentation model on images with any class list.
 
-    The model is anything with ``predict(image (3, H, W) float 0-255, class_names, protocol) -> (T, H, W)
-    probabilities``: an adapter's ``OVSSModel`` (``from_pretrained``) or the dense-CLIP baseline (``from_clip``).
+    The model is an ``OVSSModel``: an adapter's (``from_pretrained``) or the dense-CLIP baseline (``from_clip``).
+    ``predict`` is a public entry point: it checks the image, the classes and the protocol once, and the
+    model's ``predict`` trusts them.
     """
 
     def __init__(
         self,
-        model: torch.nn.Module,
+        model: OVSSModel,
         source: str,
         device: str | torch.device = "cpu",
         precision: str = "fp32",
-        protocol: str = "sliding",
+        protocol: str | None = None,
         template: str | None = None,
         options: SegmentOptions | None = None,
         text_cache: str | os.PathLike[str] | None = None,
     ) -> None:
         self.device = _checked_device(device, precision)
-        if protocol not in PROTOCOLS:
-            raise InputError(f"unknown protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
+        if not isinstance(model, OVSSModel):
+            raise InputError(f"Segmenter needs an infoclip OVSSModel, got {type(model).__name__}")
+        protocol = model.check_protocol(protocol)
         self.model = model.to(self.device).eval()
         self.source = source
         self.precision = precision
@@ -373,7 +378,7 @@ class Segmenter:
         path: str | os.PathLike[str],
         device: str | torch.device = "cpu",
         precision: str = "fp32",
-        protocol: str = "sliding",
+        protocol: str | None = None,
         template: str | None = None,
         options: SegmentOptions | None = None,
         text_cache: str | os.PathLike[str] | None = None,
@@ -384,7 +389,8 @@ class Segmenter:
             path: the ``.safetensors`` weights file.
             device: ``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"mps"`` or ``"auto"``.
             precision: ``"fp32"`` (default), ``"bf16"`` (CPU or GPU autocast) or ``"fp16"`` (GPU only).
-            protocol: the default protocol of ``predict``: ``"sliding"`` (the published one) or ``"whole"``.
+            protocol: the default protocol of ``predict``, one of the model's ``protocols`` (CAT-Seg: ``"sliding"``,
+                the published one, or ``"whole"``); ``None``: the model's default.
             template: prompt template with ``{}`` replacing the model's (CAT-Seg: ``"A photo of a {} in the scene"``).
             options: opt-in prediction options (template sets, synonyms, background, expansion, TTA).
             text_cache: a folder for the disk cache of class text embeddings (``text_cache``); ``None``: none.
@@ -407,7 +413,7 @@ class Segmenter:
         spec: str,
         device: str | torch.device = "cpu",
         precision: str = "fp32",
-        protocol: str = "sliding",
+        protocol: str | None = None,
         template: str | None = None,
         options: SegmentOptions | None = None,
         text_cache: str | os.PathLike[str] | None = None,
@@ -439,12 +445,15 @@ class Segmenter:
         """Use ``template`` (must contain ``{}`` once) to turn class names into prompts."""
         if not isinstance(template, str) or template.count("{}") != 1:
             raise InputError(f"a prompt template must contain {{}} exactly once, e.g. 'a photo of a {{}}.', got {template!r}")
-        set_prompt_template(self.model, template, self.source)
+        try:
+            self.model.set_prompt_templates([template])
+        except AdapterError as exc:
+            raise InputError(f"the model of {self.source} cannot change its prompt template ({exc})") from exc
 
     @property
     def template(self) -> str | None:
-        """The prompt template the model uses now (``None`` when it has several or does not say)."""
-        templates = model_templates(self.model)
+        """The prompt template the model uses now (``None`` when it has several or none)."""
+        templates = self.model.prompt_templates
         return templates[0] if len(templates) == 1 else None
 
     @torch.inference_mode()
@@ -460,7 +469,7 @@ class Segmenter:
             image: a path, a PIL image, or an (H, W, 3) uint8 RGB array (grayscale, RGBA, 16-bit and EXIF
                 orientation are handled, see ``infoclip.segmentation.images``).
             classes: the class names in label order, or one string ``"a,b,c"`` / ``"@names.txt"``.
-            protocol: ``"sliding"`` or ``"whole"``; default: the segmenter's.
+            protocol: one of the model's ``protocols``; default: the segmenter's.
 
         Returns:
             ``SegmentationResult`` with ``labels`` (H, W) int64 and ``probs`` (T, H, W) float32.
@@ -468,12 +477,11 @@ class Segmenter:
         Raises:
             InputError: an unreadable image (named), an invalid class list (offending names given).
         """
-        protocol = protocol or self.protocol
-        if protocol not in PROTOCOLS:
-            raise InputError(f"unknown protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
+        protocol = self.model.check_protocol(protocol or self.protocol)
         class_names = parse_classes(classes)
         array = load_image(image)
         tensor = torch.tensor(array, device=self.device).permute(2, 0, 1).float()  # a copy: PIL arrays are read-only
+        check_prediction_inputs(tensor, class_names)
         start = time.perf_counter()
         with autocast(self.device, self.precision):
             if self.options.is_default and not any(SYNONYM_SEPARATOR in name for name in class_names):
@@ -509,6 +517,7 @@ class Segmenter:
             seconds=seconds,
             extra=extra,
             options=self.options.describe(),
+            scores=self.model.score_description,
         )
 
     def predict_many(
@@ -524,41 +533,6 @@ class Segmenter:
 
     def __repr__(self) -> str:
         return f"Segmenter({self.source!r}, device={str(self.device)!r}, precision={self.precision!r}, protocol={self.protocol!r})"
-
-
-def prompt_templates(model: torch.nn.Module) -> list[str]:
-    """The prompt templates a model turns class names into (empty when it does not say)."""
-    if isinstance(getattr(model, "template", None), str):
-        return [model.template]  # type: ignore[list-item]
-    config = getattr(model, "config", None)
-    templates = config.get("prompt_templates") if isinstance(config, dict) else None
-    return list(templates) if isinstance(templates, (list, tuple)) else []
-
-
-def set_prompt_template(model: torch.nn.Module, template: str, source: str = "this model") -> None:
-    """Make ``model`` prompt with ``template``: its ``set_prompt_template`` method, or CAT-Seg's text encoder.
-
-    Raises:
-        InputError: the model has no known way to change its prompts, or was trained with several templates
-            (their number is part of the CAT-Seg architecture, so one template cannot replace them).
-    """
-    setter = getattr(model, "set_prompt_template", None)
-    if callable(setter):
-        setter(template)
-        return
-    # CATSeg (infoclip.adapters.catseg) keeps its templates in config["prompt_templates"] and builds its
-    # prompt encoder from them; until it offers set_prompt_template, swap both (P stays 1).
-    encoder = getattr(model, "_text", None)
-    current = prompt_templates(model)
-    if encoder is None or not current:
-        raise InputError(f"the model of {source} does not support changing its prompt template")
-    if len(current) != 1:
-        raise InputError(
-            f"the model of {source} uses {len(current)} prompt templates (part of its architecture); "
-            "--template can only replace a single one"
-        )
-    model.config["prompt_templates"] = [template]  # type: ignore[index]
-    model._text = type(encoder)(model.config["clip"]["name"], [template])  # type: ignore[index]
 
 
 def baseline_identity(spec: str) -> dict[str, Any]:

@@ -26,7 +26,7 @@ import math
 import os
 import time
 import warnings
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -35,6 +35,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from infoclip.adapters.contract import CLIP_PART, OVSSModel
 from infoclip.config import apply_overrides, load_config, save_config
 from infoclip.errors import AdapterError, ConfigError, DatasetError, TrainingError
 from infoclip.training import checkpoint as ckpt
@@ -119,22 +120,6 @@ def prepare_run_config(
 # ---------------------------------------------------------------- model pieces
 
 
-def _is_clip(name: str, module: nn.Module) -> bool:
-    # The official rule is "the module name contains clip_model"; the duck test also covers other layouts.
-    last = name.rsplit(".", 1)[-1]
-    return bool(name) and ("clip_model" in last or (hasattr(module, "visual") and hasattr(module, "encode_text")))
-
-
-def clip_module_selector(model: nn.Module) -> Callable[[str], bool]:
-    """``selector(module_name)``: is this submodule part of a CLIP (which trains at the CLIP lr multiplier)?"""
-    prefixes = [name for name, module in model.named_modules() if _is_clip(name, module)]
-
-    def selector(name: str) -> bool:
-        return any(name == p or name.startswith(p + ".") for p in prefixes)
-
-    return selector
-
-
 def _precision_dtype(name: str, device: torch.device) -> torch.dtype:
     if name == "auto":
         bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
@@ -215,34 +200,16 @@ class TrainBundle(nn.Module):
         }
 
 
-def _effective_model_config(config: Mapping[str, Any]) -> dict[str, Any]:
+def _effective_model_config(adapter: Any, config: Mapping[str, Any]) -> dict[str, Any]:
     """The adapter's ``model`` section with the InfoCLIP options the model itself needs (LPAM in the decoder)."""
     model_cfg = json.loads(json.dumps(config["model"]))
     info = config["infoclip"]
     feeds = bool(info["enabled"] and info["lpam_feeds_decoder"])
-    if "lpam_feeds_decoder" in model_cfg:
-        model_cfg["lpam_feeds_decoder"] = feeds
-        if "lpam_residual" in model_cfg:
-            model_cfg["lpam_residual"] = info["residual"]
-    elif feeds:
-        raise ConfigError(f"adapter {config['adapter']} cannot feed the LPAM map to its decoder (infoclip.lpam_feeds_decoder)")
+    if adapter.configure_lpam is not None:
+        return adapter.configure_lpam(model_cfg, feeds, info["residual"])
+    if feeds:
+        raise ConfigError(f"adapter {adapter.name} cannot feed the LPAM map to its decoder (infoclip.lpam_feeds_decoder)")
     return model_cfg
-
-
-def _embedding_dim(model: nn.Module) -> int:
-    """Width D of the model's dense embeddings: ``model.embed_dim``, else its CLIP's ``visual.output_dim``."""
-    value = getattr(model, "embed_dim", None)
-    if isinstance(value, int):
-        return value
-    for name, module in model.named_modules():
-        if _is_clip(name, module):
-            value = getattr(getattr(module, "visual", None), "output_dim", None)
-            if isinstance(value, int):
-                return value
-    raise AdapterError(
-        f"{type(model).__name__} does not say the width of its dense embeddings (an `embed_dim` attribute), "
-        "which the LPAM needs"
-    )
 
 
 # ---------------------------------------------------------------- the trainer
@@ -365,14 +332,14 @@ class Trainer:
 
         cfg = self.config
         self.adapter = get_adapter(cfg["adapter"])
-        self.model_config = _effective_model_config(cfg)
+        self.model_config = _effective_model_config(self.adapter, cfg)
         seed = int(cfg["train"]["seed"])
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)  # every rank builds the same initial weights
             model = self.adapter.build_model(self.model_config)
-            load_pretrained = getattr(model, "load_pretrained_clip", None)
-            if callable(load_pretrained):
-                load_pretrained()
+            if not isinstance(model, OVSSModel):
+                raise AdapterError(f"adapter {cfg['adapter']} built a {type(model).__name__}, not an OVSSModel")
+            model.load_pretrained()
             info = cfg["infoclip"]
             self.teacher: FrozenTeacher | None = None
             objective = None
@@ -382,9 +349,9 @@ class Trainer:
                 # Built before any checkpoint is loaded, so on resume it is the same frozen teacher.
                 teacher = self.adapter.build_teacher(self.model_config, model)
                 self.teacher = FrozenTeacher(teacher, _precision_dtype(info["teacher_precision"], self.device))
-                lpam = getattr(model, "lpam", None) if info["lpam_feeds_decoder"] else None
+                lpam = model.decoder_lpam if info["lpam_feeds_decoder"] else None
                 if lpam is None:
-                    lpam = LPAM(_embedding_dim(model), residual=info["residual"])
+                    lpam = LPAM(model.embed_dim, residual=info["residual"])
                 objective = InfoCLIPObjective(
                     lpam,
                     lambda_compression=float(info["lambda_compression"]),
@@ -396,10 +363,10 @@ class Trainer:
                     sigma=None if info["sigma"] is None else float(info["sigma"]),
                 )
         if cfg["train"]["grad_checkpointing"]:
-            enable = getattr(model, "set_grad_checkpointing", None)
-            if not callable(enable):
-                raise ConfigError(f"adapter {cfg['adapter']} does not support train.grad_checkpointing")
-            enable(True)
+            try:
+                model.set_grad_checkpointing(True)
+            except AdapterError as exc:
+                raise ConfigError(f"train.grad_checkpointing: {exc}") from exc
         self.model = model.to(self.device).train()
         self.objective = objective.to(self.device) if objective is not None else None
         if self.teacher is not None:
@@ -419,9 +386,7 @@ class Trainer:
     def _build_optimizer(self) -> None:
         solver = self.config["solver"]
         lpam = self.objective.lpam if self.objective is not None else None
-        groups = recipe_param_groups(
-            self.model, lpam, solver, float(self.config["infoclip"]["lpam_lr"]), clip_module_selector(self.model)
-        )
+        groups = recipe_param_groups(self.model, lpam, solver, float(self.config["infoclip"]["lpam_lr"]))
         self.optimizer = build_optimizer(groups, solver)
         self.scheduler = build_scheduler(self.optimizer, solver)
         use_scaler = self.amp_dtype == torch.float16
@@ -438,17 +403,12 @@ class Trainer:
 
     def parameter_summary(self) -> dict[str, int]:
         """Trainable and total parameter counts: student (CLIP part, rest), LPAM, frozen teacher."""
-        selector = clip_module_selector(self.model)
-        clip_ids = {
-            id(p) for name, module in self.model.named_modules() if selector(name) for p in module.parameters(recurse=False)
+        parts = self.model.parameter_counts()
+        counts = {
+            "student_total": sum(c["trainable"] + c["frozen"] for c in parts.values()),
+            "student_trainable": sum(c["trainable"] for c in parts.values()),
+            "clip_trainable": parts.get(CLIP_PART, {}).get("trainable", 0),
         }
-        counts = {"student_total": 0, "student_trainable": 0, "clip_trainable": 0}
-        for p in self.model.parameters():
-            counts["student_total"] += p.numel()
-            if p.requires_grad:
-                counts["student_trainable"] += p.numel()
-                if id(p) in clip_ids:
-                    counts["clip_trainable"] += p.numel()
         counts["lpam"] = sum(p.numel() for p in self.objective.lpam.parameters()) if self.objective is not None else 0
         counts["teacher"] = sum(p.numel() for p in self.teacher.parameters()) if self.teacher is not None else 0
         return counts
@@ -666,9 +626,7 @@ class Trainer:
                 f"{self.ctx.world_size} process(es) on {self.device.type}, "
                 f"{self.layout.per_step} image(s) per process per step"
             )
-            table = getattr(self.model, "parameter_summary", None)
-            if callable(table):
-                self._note(str(table()))
+            self._note(self.model.parameter_table())
             if self.start_iter:
                 self._note(f"resuming from {self.last_checkpoint} at iteration {self.start_iter}")
             if self.val_skipped:

@@ -17,16 +17,6 @@ from infoclip.errors import CheckpointError, InputError
 from infoclip.training.checkpoint import read_checkpoint, resolve_checkpoint
 
 
-def clip_tag(model_config: dict[str, Any]) -> str:
-    """``"<architecture>:<pretrained>"`` from a model config's ``clip`` section (``""`` if it has none); used
-    when the model does not state its own ``clip_tag``."""
-    clip = model_config.get("clip")
-    if not isinstance(clip, dict) or "name" not in clip:
-        return ""
-    pretrained = clip.get("pretrained")
-    return f"{clip['name']}:{pretrained if pretrained else 'random'}"
-
-
 def export_checkpoint(
     source: str | os.PathLike[str], output: str | os.PathLike[str], force: bool = False
 ) -> tuple[Path, dict[str, Any]]:
@@ -68,7 +58,7 @@ def export_checkpoint(
     meta = WeightsMeta(
         adapter=adapter.name,
         config=model.model_config(),
-        clip_tag=getattr(model, "clip_tag", None) or clip_tag(model_config),
+        clip_tag=model.clip_tag,
         classes=classes,
         source=f"infoclip export {run.name}@{iteration}",
     )

@@ -1,120 +1,56 @@
-"""Optimizer parameter groups, the learning-rate schedule and full-model gradient clipping (CAT-Seg's recipe).
+"""The optimizer policy of the CAT-Seg recipe: parameter groups, the learning-rate schedule, full-model clipping.
 
-Parameter groups follow the official ``build_optimizer`` of CAT-Seg's ``train_net.py``:
+Parameter groups follow the official ``build_optimizer`` of CAT-Seg's ``train_net.py``, through the model
+contract (``OVSSModel.param_groups``; the weight-decay rules are in ``infoclip.adapters.parameters``):
 
 * every trainable parameter starts at ``solver.lr`` and ``solver.weight_decay``;
-* parameters of a CLIP module train at ``lr * solver.clip_lr_multiplier`` (2e-6);
-* parameters owned by a normalisation layer (LayerNorm, GroupNorm, BatchNorm, ...) get ``weight_decay_norm`` (0);
-  those of an ``nn.Embedding`` get ``weight_decay_embed`` (0); Swin's ``relative_position_bias_table`` and
-  ``absolute_pos_embed`` get 0;
-* biases keep ``weight_decay`` unless ``weight_decay_bias`` is set: the official code decays them;
-* the shared LPAM trains at ``infoclip.lpam_lr`` (2e-4) with the same decay rules.
-
-Parameters with equal (lr, weight decay) are merged into one group, which is numerically the same as
-detectron2's one-group-per-parameter layout.
+* the model's part called ``clip`` (``OVSSModel.lr_parts``) trains at ``lr * solver.clip_lr_multiplier`` (2e-6);
+* normalisation and embedding parameters get ``weight_decay_norm`` / ``weight_decay_embed`` (0); biases keep
+  ``weight_decay`` unless ``weight_decay_bias`` is set (the official code decays them);
+* the shared LPAM trains at ``infoclip.lpam_lr`` (2e-4) with the same decay rules, unless the model owns it
+  (LPAM in the decoder), where it is one of the model's parameters.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Any
 
 import torch
 from torch import nn
 
-NORM_TYPES: tuple[type[nn.Module], ...] = (
-    nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm, nn.GroupNorm, nn.InstanceNorm1d,
-    nn.InstanceNorm2d, nn.InstanceNorm3d, nn.LayerNorm, nn.LocalResponseNorm,
-)  # fmt: skip
-_NO_DECAY_NAMES = ("relative_position_bias_table", "absolute_pos_embed")
+from infoclip.adapters.contract import CLIP_PART, OVSSModel
+from infoclip.adapters.parameters import GroupRule, WeightDecayPolicy, build_param_groups
 
 
-@dataclass(frozen=True)
-class GroupRule:
-    """Which learning rate and weight decay a set of modules gets.
-
-    Attributes:
-        name: group label (``decoder``, ``clip``, ``lpam``), kept in the optimizer's param groups for logging.
-        lr: learning rate of all the parameters the rule covers (weight decay is decided per parameter).
-    """
-
-    name: str
-    lr: float
-
-
-#: ``(root module, its rule, optional (selector of submodule names, rule for those))``
-ModuleRules = tuple[nn.Module, GroupRule, "tuple[Callable[[str], bool], GroupRule] | None"]
-
-
-def build_param_groups(
-    modules: Iterable[ModuleRules],
-    weight_decay: float,
-    weight_decay_norm: float = 0.0,
-    weight_decay_bias: float | None = None,
-    weight_decay_embed: float = 0.0,
-) -> list[dict[str, Any]]:
-    """Param groups for ``torch.optim.AdamW`` from ``(module, rule, (selector, other_rule) | None)`` triples.
-
-    ``selector(module_name) -> bool`` picks submodules of ``module`` that follow ``other_rule``: this is how
-    the CLIP submodules inside the CAT-Seg model get the CLIP multiplier. Each parameter is assigned once
-    (the first time it is met); parameters that do not require grad are left out.
-
-    Returns:
-        A list of ``{"params", "lr", "weight_decay", "name"}`` dicts, one per distinct (rule, decay).
-    """
-    seen: set[int] = set()
-    grouped: dict[tuple[str, float, float], list[nn.Parameter]] = {}
-    for root, rule, special in modules:
-        for module_name, module in root.named_modules():
-            rule_here = special[1] if special is not None and special[0](module_name) else rule
-            for param_name, param in module.named_parameters(recurse=False):
-                if not param.requires_grad or id(param) in seen:
-                    continue
-                seen.add(id(param))
-                decay = weight_decay
-                if isinstance(module, NORM_TYPES):
-                    decay = weight_decay_norm
-                elif isinstance(module, nn.Embedding):
-                    decay = weight_decay_embed
-                elif any(tag in param_name for tag in _NO_DECAY_NAMES):
-                    decay = 0.0
-                elif param_name == "bias" or param_name.endswith("_bias"):
-                    decay = weight_decay if weight_decay_bias is None else weight_decay_bias
-                grouped.setdefault((rule_here.name, rule_here.lr, decay), []).append(param)
-    groups = []
-    for (name, lr, decay), params in grouped.items():
-        suffix = "" if decay == weight_decay else "_no_decay" if decay == 0 else f"_wd{decay:g}"
-        groups.append({"params": params, "lr": lr, "weight_decay": decay, "name": f"{name}{suffix}"})
-    return groups
+def weight_decay_policy(solver: Mapping[str, Any]) -> WeightDecayPolicy:
+    """The ``solver`` section's weight-decay settings as a policy."""
+    bias = solver["weight_decay_bias"]
+    return WeightDecayPolicy(
+        weight_decay=float(solver["weight_decay"]),
+        norm=float(solver["weight_decay_norm"]),
+        bias=None if bias is None else float(bias),
+        embed=float(solver["weight_decay_embed"]),
+    )
 
 
 def recipe_param_groups(
-    model: nn.Module,
-    lpam: nn.Module | None,
-    solver: Mapping[str, Any],
-    lpam_lr: float,
-    is_clip_module: Callable[[str], bool],
+    model: OVSSModel, lpam: nn.Module | None, solver: Mapping[str, Any], lpam_lr: float
 ) -> list[dict[str, Any]]:
-    """The CAT-Seg recipe's param groups for ``model`` (+ the shared ``lpam``) from the ``solver`` section.
+    """The recipe's param groups for ``model`` (``model.param_groups``) and the shared ``lpam``.
 
-    ``is_clip_module(module_name)`` says whether a submodule of ``model`` is part of CLIP (official rule:
-    its name contains ``clip_model``); those train at ``solver.lr * solver.clip_lr_multiplier``.
+    The model's groups come first; LPAM parameters the model already owns are not listed twice.
     """
-    base = float(solver["lr"])
-    clip_rule = GroupRule("clip", base * float(solver["clip_lr_multiplier"]))
-    entries: list[ModuleRules] = [(model, GroupRule("decoder", base), (is_clip_module, clip_rule))]
+    policy = weight_decay_policy(solver)
+    groups = model.param_groups(float(solver["lr"]), policy, {CLIP_PART: float(solver["clip_lr_multiplier"])})
     if lpam is not None:
-        entries.append((lpam, GroupRule("lpam", float(lpam_lr)), None))
-    bias = solver["weight_decay_bias"]
-    return build_param_groups(
-        entries,
-        weight_decay=float(solver["weight_decay"]),
-        weight_decay_norm=float(solver["weight_decay_norm"]),
-        weight_decay_bias=None if bias is None else float(bias),
-        weight_decay_embed=float(solver["weight_decay_embed"]),
-    )
+        taken = {id(p) for group in groups for p in group["params"]}
+        for group in build_param_groups([(lpam, lambda _name: GroupRule("lpam", float(lpam_lr)))], policy):
+            group["params"] = [p for p in group["params"] if id(p) not in taken]
+            if group["params"]:
+                groups.append(group)
+    return groups
 
 
 def build_optimizer(groups: list[dict[str, Any]], solver: Mapping[str, Any]) -> torch.optim.AdamW:

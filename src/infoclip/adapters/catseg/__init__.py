@@ -13,7 +13,7 @@ from typing import Any
 
 
 from infoclip.adapters.catseg.config import PRESETS, default_model_config, preset_model_config, resolve_model_config
-from infoclip.adapters.catseg.model import CATSeg, CATSegTeacher, build_model, build_teacher, parameter_table
+from infoclip.adapters.catseg.model import CATSeg, CATSegTeacher, build_model, build_teacher, configure_lpam, parameter_table
 from infoclip.adapters.contract import Adapter
 from infoclip.adapters.hookspecs import hookimpl
 
@@ -42,6 +42,7 @@ def infoclip_register_adapters() -> list[Adapter]:
             build_teacher=build_teacher,
             configs=dict(PRESETS),
             importers=_importers(),
+            configure_lpam=configure_lpam,
             version=__version__,
         )
     ]

@@ -5,7 +5,7 @@ Module names mirror the official meta-architecture so that official checkpoints 
 ``aggregator`` (official ``sem_seg_head.predictor.transformer``), ``upsample1`` / ``upsample2`` (same names).
 With ``lpam_feeds_decoder`` the model also owns the shared LPAM as ``lpam``.
 
-Building never downloads: CLIP starts from a seeded random init and ``load_pretrained_clip()`` loads the
+Building never downloads: CLIP starts from a seeded random init and ``load_pretrained()`` loads the
 pretrained weights when a trainer starts from them; ``infoclip.weights.load_model`` replaces all weights.
 """
 
@@ -23,14 +23,22 @@ from torch import nn
 
 from infoclip.adapters.catseg.aggregator import Aggregator
 from infoclip.adapters.catseg.config import resolve_model_config
-from infoclip.adapters.contract import DenseEmbeddings, OVSSModel, TrainOutput
+from infoclip.adapters.contract import CLIP_PART, DenseEmbeddings, EvalProtocol, OVSSModel, TrainOutput
+from infoclip.adapters.parameters import count_parameters, format_parameter_table
 from infoclip.clip import build_clip, class_prompts, encode_image_dense, encode_text, get_tokenizer, load_clip_weights
 from infoclip.clip import normalize_images
 from infoclip.errors import AdapterError, ConfigError, InputError
 
 IGNORE_INDEX = -1  # infoclip.data.IGNORE_INDEX, repeated to keep the model importable without the data package
 _TEXT_CACHE_SIZE = 8
-PROTOCOLS = ("sliding", "whole")
+CATSEG_PROTOCOLS = (
+    EvalProtocol(
+        "sliding",
+        "CAT-Seg's published protocol: short side 640, four 384 crops (stride 256) plus the global view, averaged",
+    ),
+    EvalProtocol("whole", "short side 640, padded to a multiple of 32, resized to the CLIP resolution, one pass"),
+)
+PROTOCOLS = tuple(p.name for p in CATSEG_PROTOCOLS)
 
 
 def set_clip_finetuning(clip_model: nn.Module, mode: str) -> None:
@@ -151,6 +159,11 @@ class CATSeg(OVSSModel):
     """
 
     adapter_name = "catseg"
+    protocols = CATSEG_PROTOCOLS
+    score_description = (
+        "independent per-class sigmoid probabilities in [0, 1] (they need not sum to 1 over the classes); "
+        "classes beyond the top-pad_len preselection get sigmoid(-100)"
+    )
 
     def __init__(self, config: Mapping[str, Any] | None = None) -> None:
         super().__init__()
@@ -211,7 +224,7 @@ class CATSeg(OVSSModel):
 
     @property
     def clip_tag(self) -> str:
-        """``"<open_clip name>:<pretrained>"``, e.g. ``"ViT-B-16-quickgelu:openai"`` (``:random`` for null, as ``infoclip.training.export.clip_tag``)."""
+        """``"<open_clip name>:<pretrained>"``, e.g. ``"ViT-B-16-quickgelu:openai"`` (``:random`` when ``clip.pretrained`` is null)."""
         clip_cfg = self.config["clip"]
         return f"{clip_cfg['name']}:{clip_cfg['pretrained'] or 'random'}"
 
@@ -231,11 +244,16 @@ class CATSeg(OVSSModel):
         self._text.clear()
         return super().load_state_dict(state_dict, strict=strict, assign=assign)
 
+    @property
+    def embed_dim(self) -> int:
+        """Width of CLIP's joint embedding space (``visual.output_dim``: 512 for ViT-B/16, 768 for ViT-L/14)."""
+        return int(self.clip_model.visual.proj.shape[1])
+
     def set_grad_checkpointing(self, enable: bool = True) -> None:
         """Recompute CLIP block activations in backward (saves memory in training)."""
         self.clip_model.set_grad_checkpointing(enable)
 
-    def load_pretrained_clip(self, cache_dir: str | None = None) -> Path | None:
+    def load_pretrained(self, cache_dir: str | None = None) -> Path | None:
         """Load the pretrained CLIP weights named by ``model.clip.pretrained`` (tag or file); may download.
 
         Returns the weights file read, or ``None`` when ``pretrained`` is null (the seeded random init stays).
@@ -249,8 +267,43 @@ class CATSeg(OVSSModel):
         self._text.clear()
         return load_clip_weights(self.clip_model, clip_cfg["name"], clip_cfg["pretrained"], cache_dir)
 
-    def parameter_summary(self) -> str:
-        """A text table of trainable and frozen parameters per part (printed by the CLI at start-up)."""
+    @property
+    def prompt_templates(self) -> list[str]:
+        """``model.prompt_templates``: the official ViT-B/16 config uses one, ``"A photo of a {} in the scene"``
+        (while ensembling a template set, ``set_prompt_ensemble``: the set's templates)."""
+        return list(self._text.templates) if self._text.ensemble else list(self.config["prompt_templates"])
+
+    def set_prompt_templates(self, templates: Sequence[str]) -> None:
+        """Prompt with ``templates``; their number is part of the architecture (the aggregator's prompt
+        channels), so only as many templates as the model has can replace them.
+
+        Raises:
+            InputError: a template without exactly one ``{}``, or another number of templates.
+        """
+        templates = list(templates)
+        if not templates or not all(isinstance(t, str) and t.count("{}") == 1 for t in templates):
+            raise InputError(f"prompt templates must be strings with {{}} exactly once, got {templates!r}")
+        current = self.config["prompt_templates"]
+        if len(templates) != len(current):
+            raise InputError(
+                f"this CAT-Seg model uses {len(current)} prompt template(s) (part of its architecture); "
+                f"{len(templates)} cannot replace them"
+            )
+        self.config["prompt_templates"] = templates
+        self._text = _TextEncoder(self.config["clip"]["name"], templates)
+
+    @property
+    def decoder_lpam(self) -> nn.Module | None:
+        """The shared LPAM with ``model.lpam_feeds_decoder`` (``None`` otherwise)."""
+        return self.lpam
+
+    def lr_parts(self) -> dict[str, tuple[str, ...]]:
+        """CLIP trains at ``solver.clip_lr_multiplier`` (official rule: module names containing ``clip_model``)."""
+        return {CLIP_PART: ("clip_model",)}
+
+    def parameter_table(self) -> str:
+        """Trainable / frozen parameter counts per part (CLIP towers, aggregator, upsamplers, LPAM), and the
+        CLIP fine-tuning mode with the kinds of CLIP tensors that train."""
         return parameter_table(self)
 
     # ------------------------------------------------------------------ forward passes
@@ -473,39 +526,26 @@ def resize_shortest_edge(image: torch.Tensor, short: int, max_size: int) -> torc
     return torch.from_numpy(np.array(pixels, dtype=np.uint8)).permute(2, 0, 1).float()
 
 
+def _table_label(name: str) -> str:
+    if name.startswith("clip_model.visual."):
+        return "CLIP image tower"
+    if name.startswith("clip_model."):
+        return "CLIP text tower"
+    if name.startswith("aggregator."):
+        return "aggregator"
+    if name.startswith("upsample"):
+        return "guidance upsamplers"
+    return "LPAM"
+
+
 def parameter_table(model: CATSeg) -> str:
     """Trainable / frozen parameter counts per part of a ``CATSeg`` model, as an aligned text table."""
-    parts: OrderedDict[str, list[int]] = OrderedDict(
-        (label, [0, 0]) for label in ("CLIP image tower", "CLIP text tower", "aggregator", "guidance upsamplers", "LPAM")
-    )
-    trained_kinds: set[str] = set()
-    for name, param in model.named_parameters():
-        if name.startswith("clip_model.visual."):
-            label = "CLIP image tower"
-        elif name.startswith("clip_model."):
-            label = "CLIP text tower"
-        elif name.startswith("aggregator."):
-            label = "aggregator"
-        elif name.startswith("upsample"):
-            label = "guidance upsamplers"
-        else:
-            label = "LPAM"
-        parts[label][0 if param.requires_grad else 1] += param.numel()
-        if param.requires_grad and name.startswith("clip_model."):
-            trained_kinds.add(name.rsplit(".", 1)[-1])
-    rows = [(label, tr, fr) for label, (tr, fr) in parts.items() if tr or fr]
-    total_tr, total_fr = sum(r[1] for r in rows), sum(r[2] for r in rows)
-    rows.append(("total", total_tr, total_fr))
-    head = ("part", "trainable", "frozen", "total")
-    cells = [head] + [(label, f"{tr:,}", f"{fr:,}", f"{tr + fr:,}") for label, tr, fr in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(4)]
-    lines = ["  ".join(c.ljust(widths[0]) if i == 0 else c.rjust(widths[i]) for i, c in enumerate(row)) for row in cells]
-    lines.insert(1, "-" * len(lines[0]))
-    lines.insert(len(lines) - 1, "-" * len(lines[0]))
+    labels = ("CLIP image tower", "CLIP text tower", "aggregator", "guidance upsamplers", "LPAM")
+    counts = count_parameters(model, _table_label, labels)
+    trained_kinds = {n.rsplit(".", 1)[-1] for n, p in model.named_parameters() if p.requires_grad and n.startswith("clip_model.")}
     mode = model.config["clip"]["finetune"]
     kinds = ", ".join(sorted(trained_kinds)) or "none"
-    lines.append(f"CLIP fine-tuning: {mode} (trainable CLIP tensors: {kinds})")
-    return "\n".join(lines)
+    return format_parameter_table(counts, [f"CLIP fine-tuning: {mode} (trainable CLIP tensors: {kinds})"])
 
 
 class CATSegTeacher(nn.Module):
@@ -547,8 +587,14 @@ class CATSegTeacher(nn.Module):
         return DenseEmbeddings(tokens[:, 1:], self.grid, _dense_text(text))
 
 
+def configure_lpam(model_config: Mapping[str, Any], feeds_decoder: bool, residual: str) -> dict[str, Any]:
+    """``Adapter.configure_lpam``: set ``lpam_feeds_decoder`` and ``lpam_residual`` of a CAT-Seg model config."""
+    config = {**dict(model_config or {}), "lpam_feeds_decoder": bool(feeds_decoder), "lpam_residual": residual}
+    return config
+
+
 def build_model(model_config: Mapping[str, Any] | None) -> CATSeg:
-    """``Adapter.build_model``: the CAT-Seg student with random weights (no download; see ``load_pretrained_clip``)."""
+    """``Adapter.build_model``: the CAT-Seg student with random weights (no download; see ``load_pretrained``)."""
     return CATSeg(model_config)
 
 
