@@ -118,8 +118,13 @@ class OptionedPredictor:
         self.options = options or SegmentOptions()
         apply_templates(model, resolve_templates(self.options.templates))
         self._warned: set[str] = set()
+        self._checked: set[tuple[tuple[str, ...], tuple[str, ...]]] = set()
 
     def _warn_long(self, names: Sequence[str]) -> None:
+        key = (tuple(names), tuple(self.model.prompt_templates))
+        if key in self._checked:  # tokenizing every prompt again per image would cost more than the model
+            return
+        self._checked.add(key)
         fresh = [p for p in long_prompts(names, self.model.prompt_templates) if p not in self._warned]
         if fresh:
             self._warned.update(fresh)
