@@ -165,6 +165,7 @@ def output_stems(paths: Sequence[Path]) -> list[str]:
 def result_table(result, colours) -> Group:  # noqa: ANN001 - SegmentationResult, (T, 3) uint8
     """A small table of the classes present, largest share first."""
     from infoclip.segmentation.classes import display_name
+    from infoclip.segmentation.outputs import BACKGROUND_GREY
 
     height, width = result.labels.shape
     kind = "training-free CLIP baseline" if result.is_baseline else "model"
@@ -175,8 +176,12 @@ def result_table(result, colours) -> Group:  # noqa: ANN001 - SegmentationResult
     table.add_column("share", justify="right")
     shares = sorted(((s, i) for i, s in enumerate(result.shares.values()) if s > 0), reverse=True)
     for share, index in shares[:_TABLE_ROWS]:
-        r, g, b = (int(c) for c in colours[index])
-        table.add_row(Text("  ", style=f"on rgb({r},{g},{b})"), Text(display_name(result.classes[index])), f"{100 * share:.1f}%")
+        if index < len(result.classes):
+            r, g, b = (int(c) for c in colours[index])
+            name = display_name(result.classes[index].split("|")[0])
+        else:  # the background share, after the classes (a background threshold)
+            (r, g, b), name = BACKGROUND_GREY, "(background)"
+        table.add_row(Text("  ", style=f"on rgb({r},{g},{b})"), Text(name), f"{100 * share:.1f}%")
     if len(shares) > _TABLE_ROWS:
         rest = sum(s for s, _ in shares[_TABLE_ROWS:])
         table.add_row("", Text(f"+ {len(shares) - _TABLE_ROWS} more classes"), f"{100 * rest:.1f}%")

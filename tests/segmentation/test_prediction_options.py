@@ -207,3 +207,50 @@ def test_default_options_are_the_published_protocol(segmenter_factory):
     image = gradient_rgb(32, 40)
     direct = plain.model.predict(torch.from_numpy(image).permute(2, 0, 1).float(), ["cat", "dog"], "whole")
     np.testing.assert_array_equal(plain.predict(image, ["cat", "dog"]).probs, direct.numpy())
+
+
+# ----------------------------------------------------------------------------------------------- the segment CLI
+def test_segment_cli_with_options_writes_everything(tiny_weights, photo, run_cli, tmp_path):
+    import json
+
+    from pycocotools import mask as mask_util
+
+    out = tmp_path / "out"
+    code, stdout, stderr = run_cli(
+        "segment", photo, "--classes", "sofa|couch, cat", "-w", tiny_weights, "--protocol", "whole", "-o", out,
+        "--background-threshold", "0.5", "--rle", "--indexed-png", "--save-probs", "--probs-dtype", "float16",
+        "--tta", "flip", "--templates", "imagenet7", "--text-cache-dir", tmp_path / "cache",
+    )
+    assert code == 0, stderr
+    summary = json.loads((out / "photo.json").read_text())
+    assert summary["options"] == {
+        "templates": "imagenet7", "synonym_rule": "max", "split_synonyms": False, "background_threshold": 0.5,
+        "expand_vocab": None, "tta": "flip",
+    }
+    assert summary["classes"] == ["sofa|couch", "cat"] and summary["background_value"] == 255
+    assert np.load(out / "photo_probs.npy").dtype == np.float16
+    records = json.loads((out / "sem_seg_predictions.json").read_text())
+    assert records == json.loads((out / "photo_rle.json").read_text())
+    from PIL import Image
+
+    labels = np.asarray(Image.open(out / "photo.png"))
+    for record in records:
+        np.testing.assert_array_equal(mask_util.decode(record["segmentation"]).astype(bool), labels == record["category_id"])
+    assert len(list((tmp_path / "cache").glob("*.safetensors"))) == 1
+
+
+@pytest.mark.parametrize(
+    ("flags", "start"),
+    [
+        (["--classes", "sofa||couch, cat"], "error: --classes: class 'sofa||couch' has an empty synonym"),
+        (["--classes", "cat", "--background-threshold", "-0.2"], "error: --background-threshold: the background threshold must be a number in [0, 1]"),
+        (["--classes", "cat", "--templates", "nope"], "error: --templates: unknown template set 'nope'"),
+        (["--classes", "cat", "--expand-vocab", "lvis"], "error: --expand-vocab: unknown vocabulary expansion 'lvis'"),
+    ],
+)
+def test_segment_bad_option_values_are_one_line(tiny_weights, photo, run_cli, tmp_path, flags, start):
+    code, _, stderr = run_cli("segment", photo, "-w", tiny_weights, "-o", tmp_path / "o", *flags)
+    lines = stderr.strip().splitlines()
+    assert code == 1 and "Traceback" not in stderr
+    assert lines[-2].startswith(start), stderr
+    assert not (tmp_path / "o").exists()
