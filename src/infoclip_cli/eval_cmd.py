@@ -284,7 +284,7 @@ def eval_command(
 
         resolved_templates = resolve_templates(options.templates)
         if resolved_templates is not None:  # what the model prompts with is part of the numbers
-            extra["prompt_templates"] = resolved_templates
+            extra.update(prompt_templates=resolved_templates)
     results = []
     with stderr_progress() as new_task, one_line_warnings():
         for ds in datasets:

@@ -254,3 +254,19 @@ def test_segment_bad_option_values_are_one_line(tiny_weights, photo, run_cli, tm
     assert code == 1 and "Traceback" not in stderr
     assert lines[-2].startswith(start), stderr
     assert not (tmp_path / "o").exists()
+
+
+def test_any_adapter_gets_the_options_through_the_contract():
+    """A third-party model that only implements the contract's predict gets synonyms, expansion, background and
+    TTA; a template set it cannot ensemble is one line."""
+    from infoclip.segmentation.options import OptionedPredictor
+    from infoclip.segmentation.segmenter import Segmenter
+    from tests.plugins.toy_adapter import ToyModel
+
+    torch.manual_seed(0)
+    model = ToyModel({})
+    options = _options(synonym_rule="mean", expand_vocab="coco", background_threshold=0.01, tta="flip")
+    result = Segmenter(model, "toy", protocol="whole", options=options).predict(gradient_rgb(16, 16), ["a|b", "c"])
+    assert result.classes == ["a|b", "c", "other"] and result.probs.shape == (3, 16, 16)
+    with pytest.raises(InputError, match="cannot ensemble prompt templates"):
+        OptionedPredictor(model, _options(templates="vild14"))
