@@ -16,19 +16,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from infoclip_cli.app import err_console, out_console
-from infoclip_cli.prediction_options import (
-    BackgroundFlag,
-    ExpandVocabFlag,
-    SplitSynonymsFlag,
-    SynonymRuleFlag,
-    TemplatesFlag,
-    TextCacheDirFlag,
-    TextCacheFlag,
-    TTAFlag,
-    build_options,
-    one_line_warnings,
-    text_cache_folder,
-)
+from infoclip_cli import prediction_options as opt
 
 if TYPE_CHECKING:
     from infoclip.data import SegmentationDataset
@@ -223,14 +211,14 @@ def eval_command(
     classes: Annotated[Optional[Path], typer.Option(help="Custom dataset: class names (JSON list or one per line).")] = None,
     ignore_value: Annotated[int, typer.Option(help="Custom dataset: label value meaning 'no ground truth'.")] = 255,
     top: Annotated[int, typer.Option(min=0, help="How many best and worst classes to show.")] = 5,
-    templates: TemplatesFlag = "trained",
-    synonym_rule: SynonymRuleFlag = "max",
-    split_synonyms: SplitSynonymsFlag = False,
-    background_threshold: BackgroundFlag = None,
-    expand_vocab: ExpandVocabFlag = None,
-    tta: TTAFlag = "none",
-    text_cache: TextCacheFlag = False,
-    text_cache_dir: TextCacheDirFlag = None,
+    templates: opt.TemplatesFlag = "trained",
+    synonym_rule: opt.SynonymRuleFlag = "max",
+    split_synonyms: opt.SplitSynonymsFlag = False,
+    background_threshold: opt.BackgroundFlag = None,
+    expand_vocab: opt.ExpandVocabFlag = None,
+    tta: opt.TTAFlag = "none",
+    text_cache: opt.TextCacheFlag = False,
+    text_cache_dir: opt.TextCacheDirFlag = None,
     max_pixels: Annotated[
         Optional[int],
         typer.Option(
@@ -254,8 +242,8 @@ def eval_command(
         raise InputError(f"--protocol must be one of {', '.join(PROTOCOLS)}, not {protocol!r}")
     if miou_formula not in MIOU_FORMULAS:
         raise InputError(f"--miou-formula must be one of {', '.join(MIOU_FORMULAS)}, not {miou_formula!r}")
-    options = build_options(templates, synonym_rule, split_synonyms, background_threshold, expand_vocab, tta)
-    cache_dir = text_cache_folder(text_cache, text_cache_dir)
+    options = opt.build_options(templates, synonym_rule, split_synonyms, background_threshold, expand_vocab, tta)
+    cache_dir = opt.text_cache_folder(text_cache, text_cache_dir)
     datasets = _open_datasets(list(dataset or []), split, images, labels, classes, ignore_value)
     seen_classes = resolve_classes(seen) if seen is not None else None
     if (weights is None) == (clip is None):
@@ -286,7 +274,7 @@ def eval_command(
         if resolved_templates is not None:  # what the model prompts with is part of the numbers
             extra.update(prompt_templates=resolved_templates)
     results = []
-    with stderr_progress() as new_task, one_line_warnings():
+    with stderr_progress() as new_task, opt.one_line_warnings():
         for ds in datasets:
             result = evaluate(
                 model, ds, protocol, limit=limit, miou_formula=miou_formula, seen_classes=seen_classes,

@@ -16,19 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 from infoclip_cli.app import err_console, out_console
-from infoclip_cli.prediction_options import (
-    BackgroundFlag,
-    ExpandVocabFlag,
-    SplitSynonymsFlag,
-    SynonymRuleFlag,
-    TemplatesFlag,
-    TextCacheDirFlag,
-    TextCacheFlag,
-    TTAFlag,
-    build_options,
-    one_line_warnings,
-    text_cache_folder,
-)
+from infoclip_cli import prediction_options as opt
 
 _GLOB_CHARS = set("*?[")
 _TABLE_ROWS = 10
@@ -235,14 +223,14 @@ def segment(
     rle: Annotated[
         bool, typer.Option("--rle", help="Also write COCO RLE masks: <stem>_rle.json and sem_seg_predictions.json (detectron2's layout).")
     ] = False,
-    templates: TemplatesFlag = "trained",
-    synonym_rule: SynonymRuleFlag = "max",
-    split_synonyms: SplitSynonymsFlag = False,
-    background_threshold: BackgroundFlag = None,
-    expand_vocab: ExpandVocabFlag = None,
-    tta: TTAFlag = "none",
-    text_cache: TextCacheFlag = False,
-    text_cache_dir: TextCacheDirFlag = None,
+    templates: opt.TemplatesFlag = "trained",
+    synonym_rule: opt.SynonymRuleFlag = "max",
+    split_synonyms: opt.SplitSynonymsFlag = False,
+    background_threshold: opt.BackgroundFlag = None,
+    expand_vocab: opt.ExpandVocabFlag = None,
+    tta: opt.TTAFlag = "none",
+    text_cache: opt.TextCacheFlag = False,
+    text_cache_dir: opt.TextCacheDirFlag = None,
     overlay: Annotated[bool, typer.Option("--overlay/--no-overlay", help="Write <stem>_overlay.png.")] = True,
     alpha: Annotated[float, typer.Option(min=0.0, max=1.0, help="Opacity of the class colours in the overlay.")] = 0.5,
     max_pixels: Annotated[
@@ -286,7 +274,7 @@ def segment(
     if template is not None and template.count("{}") != 1:
         raise InputError(f"--template must contain {{}} exactly once, e.g. 'a photo of a {{}}.', got {template!r}")
     check_precision(precision.value, resolve_device(device))
-    options = build_options(templates, synonym_rule, split_synonyms, background_threshold, expand_vocab, tta)
+    options = opt.build_options(templates, synonym_rule, split_synonyms, background_threshold, expand_vocab, tta)
     if probs_dtype not in ("float32", "float16"):
         raise InputError(f"--probs-dtype must be float32 or float16, not {probs_dtype!r}")
     from infoclip.segmentation.synonyms import expand_synonyms
@@ -295,7 +283,7 @@ def segment(
         expand_synonyms(class_names, split_synonyms)
     except InputError as exc:
         raise InputError(f"--classes: {exc}") from exc
-    cache_dir = text_cache_folder(text_cache, text_cache_dir)
+    cache_dir = opt.text_cache_folder(text_cache, text_cache_dir)
     paths, problems = collect_images(images)
     for line in problems:
         err_console.print(f"error: {line}", markup=False, highlight=False, soft_wrap=True)
@@ -345,7 +333,7 @@ def segment(
     failures: list[str] = []
     failures.extend(problems)
     progress = _progress(len(paths))
-    with progress, one_line_warnings():
+    with progress, opt.one_line_warnings():
         task = progress.add_task("segmenting", total=len(paths))
         for path, stem in zip(paths, stems):
             try:
