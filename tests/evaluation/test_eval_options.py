@@ -84,3 +84,19 @@ def test_bad_option_values_are_one_line(tiny_weights, mine, run_cli, flags, star
     lines = stderr.strip().splitlines()
     assert code == 1 and "Traceback" not in stderr
     assert lines[-2].startswith(start), stderr
+
+
+def test_eval_text_cache_second_run_reads_it(tiny_weights, mine, run_cli, tmp_path):
+    args = ["eval", "-w", tiny_weights, "--images", mine / "images", "--labels", mine / "labels", "--classes",
+            mine / "classes.json", "--protocol", "whole", "--text-cache-dir", tmp_path / "cache"]
+    code, _, stderr = run_cli(*args, "-o", tmp_path / "one")
+    assert code == 0, stderr
+    entries = list((tmp_path / "cache").glob("*.safetensors"))
+    assert len(entries) == 1
+    stamp = entries[0].stat().st_mtime_ns
+    code, _, stderr = run_cli(*args, "-o", tmp_path / "two")
+    assert code == 0, stderr
+    assert entries[0].stat().st_mtime_ns == stamp  # read, not rewritten
+    one = json.loads((tmp_path / "one" / "custom" / "metrics.json").read_text())
+    two = json.loads((tmp_path / "two" / "custom" / "metrics.json").read_text())
+    assert one["per_class"] == two["per_class"]

@@ -87,6 +87,12 @@ def test_synonyms_expand_and_reduce_by_max_or_mean():
     # the benchmark vocabularies keep their comma names unless asked
     assert expand_synonyms(["building, edifice"]).names == ("building, edifice",)
     assert expand_synonyms(["building, edifice"], split_commas=True).names == ("building", "edifice")
+    # a comma synonym two benchmark classes share stays a name of both (ADE-847's "screen")
+    shared = expand_synonyms(["blind, screen", "screen door, screen"], split_commas=True)
+    assert shared.names == ("blind", "screen", "screen door", "screen") and shared.owner == (0, 0, 1, 1)
+    from infoclip.segmentation.classes import load_vocabulary
+
+    assert len(expand_synonyms(load_vocabulary("ade847"), split_commas=True).classes) == 847
 
 
 @pytest.mark.parametrize(

@@ -83,22 +83,31 @@ def split_synonyms(label: str, split_commas: bool = False) -> list[str]:
 def expand_synonyms(classes: Sequence[str], split_commas: bool = False) -> SynonymGroups:
     """Expand class labels into the model's names (see ``SynonymGroups``).
 
+    A ``|`` synonym given for two classes is refused (which class would it mean?). A ``", "`` synonym that a
+    benchmark vocabulary shares between two classes (ADE-847: ``"blind, screen"`` and ``"screen door, screen"``,
+    ``"counter"`` and ``"buffet, counter, sideboard"``) stays a name of both, as the benchmark's names say.
+
     Raises:
-        InputError: an empty synonym, or one synonym given for two classes (named).
+        InputError: an empty synonym, or one ``|`` synonym given for two classes (named).
     """
     names: list[str] = []
     owner: list[int] = []
-    first_owner: dict[str, int] = {}
+    owners: dict[str, set[int]] = {}
+    #: synonyms some class wrote with "|" (a user's synonym; a benchmark's shared comma synonyms are allowed)
+    written: set[str] = set()
     for index, label in enumerate(classes):
+        by_bar = SYNONYM_SEPARATOR in label
         for synonym in split_synonyms(label, split_commas):
             key = " ".join(synonym.split()).lower()
-            if key in first_owner:
-                if first_owner[key] == index:
-                    continue  # a class naming itself twice adds nothing
-                raise InputError(
-                    f"synonym {synonym!r} is given for two classes, {classes[first_owner[key]]!r} and {label!r}"
-                )
-            first_owner[key] = index
+            seen_in = owners.setdefault(key, set())
+            if index in seen_in:
+                continue  # a class naming itself twice adds nothing
+            if seen_in and (by_bar or key in written):
+                other = classes[min(seen_in)]
+                raise InputError(f"synonym {synonym!r} is given for two classes, {other!r} and {label!r}")
+            if by_bar:
+                written.add(key)
+            seen_in.add(index)
             names.append(synonym)
             owner.append(index)
     return SynonymGroups(tuple(classes), tuple(names), tuple(owner))
