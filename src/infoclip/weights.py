@@ -152,10 +152,20 @@ def load_state_strict(model: torch.nn.Module, state: Mapping[str, torch.Tensor],
     model.load_state_dict(state, strict=True)
 
 
-def load_model(path: str | os.PathLike[str], device: str | torch.device = "cpu") -> tuple[torch.nn.Module, WeightsMeta]:
-    """Build the adapter's model described by a weights file and load its weights strictly (eval mode)."""
-    from infoclip.adapters import get_adapter
+def load_model(
+    weights: str | os.PathLike[str], device: str | torch.device = "cpu", notify: Any = None
+) -> tuple[torch.nn.Module, WeightsMeta]:
+    """Build the adapter's model described by weights and load them strictly (eval mode).
 
+    ``weights`` is anything ``infoclip.weights_resolver.resolve_weights`` takes: a registered name
+    (``catseg-b16``), ``hf:ORG/REPO/FILE[@REV]``, an infoclip ``.safetensors`` file or an official checkpoint
+    (converted on first use, cached). ``notify(line)`` is told when a conversion starts. The file's tensor
+    shapes are checked against its stored config (on the meta device) before anything is allocated.
+    """
+    from infoclip.adapters import get_adapter
+    from infoclip.weights_resolver import resolve_weights
+
+    path = resolve_weights(weights, notify=notify).path
     shapes, meta = read_weights_header(path)
     adapter = get_adapter(meta.adapter)
     check_header_fits(path, shapes, adapter.build_model, meta.config)

@@ -17,7 +17,7 @@ adapters_app = typer_factory("Inspect the installed adapter plugins.")
 def list_adapters(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
-    """List plugins: name, version, where each comes from, the hooks it implements, the adapters and datasets it adds."""
+    """List plugins: name, version, where each comes from, the hooks it implements, the adapters, datasets and weights names it adds."""
     from infoclip.adapters import adapters, plugin_info
 
     rows = plugin_info()
@@ -35,6 +35,7 @@ def list_adapters(
                     if a in known
                 ],
                 "datasets": r.datasets,
+                "weights": r.weights,
             }
             for r in rows
         ]
@@ -47,6 +48,8 @@ def list_adapters(
         parts = [f"adapter {a} ({', '.join(sorted(known[a].configs))})" if a in known else f"adapter {a}" for a in r.adapters]
         if r.datasets:
             parts.append(f"datasets {', '.join(r.datasets)}")
+        if r.weights:
+            parts.append(f"weights {', '.join(r.weights)}")
         table.add_row(r.name, r.version, r.source, "\n".join(r.hooks), "\n".join(parts) or "-")
     out_console.print(table)
 

@@ -10,6 +10,11 @@ err_console = Console(stderr=True)
 out_console = Console()
 
 
+def note(line: str) -> None:
+    """One informational line on stderr (``note: ...``)."""
+    err_console.print(f"note: {line}", markup=False, highlight=False, soft_wrap=True)
+
+
 def typer_factory(help: str, **kwargs: object) -> typer.Typer:
     """Every (sub)application is built with the same settings: help when called bare, no pretty tracebacks."""
     return typer.Typer(

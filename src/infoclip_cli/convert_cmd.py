@@ -27,11 +27,9 @@ def convert_checkpoint(
         AdapterError: unknown adapter, or it has no (such) importer.
         CheckpointError: the importer refused the source, or its result does not fit the model.
     """
-    import torch
-
-    from infoclip.adapters import get_adapter
-    from infoclip.errors import AdapterError, CheckpointError, InputError
-    from infoclip.weights import WeightsMeta, save_weights
+    from infoclip.conversion import import_checkpoint
+    from infoclip.errors import InputError
+    from infoclip.weights import save_weights
 
     if output.suffix != ".safetensors":
         raise InputError(f"{output}: infoclip weights are safetensors; name the output *.safetensors")
@@ -39,26 +37,10 @@ def convert_checkpoint(
         raise InputError(f"{output} is the source checkpoint; write the weights to another file")
     if output.exists() and not force:
         raise InputError(f"{output} exists; pass --force to overwrite it")
-    adapter = get_adapter(adapter_name)
-    if not adapter.importers:
-        raise AdapterError(f"adapter {adapter.name!r} has no checkpoint importer")
-    if importer is None:
-        if len(adapter.importers) > 1:
-            raise AdapterError(f"adapter {adapter.name!r} has several importers ({', '.join(sorted(adapter.importers))}); choose one with --importer")
-        importer = next(iter(adapter.importers))
-    if importer not in adapter.importers:
-        raise AdapterError(f"adapter {adapter.name!r} has no importer {importer!r}; importers: {', '.join(sorted(adapter.importers))}")
-    state, config = adapter.importers[importer](source)
-    with torch.device("meta"):
-        model = adapter.build_model(config)
-    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-    misfits = sorted(set(expected) ^ set(state)) + sorted(k for k in expected if k in state and tuple(state[k].shape) != expected[k])
-    if misfits:
-        raise CheckpointError(f"the {importer} importer of {adapter.name} produced weights that do not fit its model: {', '.join(misfits[:3])}")
-    meta = WeightsMeta(adapter=adapter.name, config=model.model_config(), clip_tag=model.clip_tag, source=f"infoclip convert {adapter.name} {source.name}")
+    state, meta, importer = import_checkpoint(source, adapter_name, importer)
     save_weights(output, state, meta)
     return output, {
-        "adapter": adapter.name,
+        "adapter": meta.adapter,
         "importer": importer,
         "source": str(source),
         "clip_tag": meta.clip_tag,
@@ -69,13 +51,15 @@ def convert_checkpoint(
 
 def convert_command(
     adapter: Annotated[str, typer.Argument(help="Adapter whose framework wrote the checkpoint (catseg).")],
-    source: Annotated[Path, typer.Argument(help="Checkpoint of the framework's official code (e.g. model_final.pth).")],
+    source: Annotated[Path, typer.Argument(help="Checkpoint of the framework's official code (e.g. model_base.pth).")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Weights file to write (*.safetensors).")],
     force: Annotated[bool, typer.Option("--force", help="Overwrite the output file if it exists.")] = False,
     importer: Annotated[str | None, typer.Option("--importer", help="Importer to use when the adapter has several.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON on stdout instead of the path.")] = False,
 ) -> None:
     """Convert an official checkpoint into infoclip weights (safetensors with architecture metadata).
+
+    Not needed to use one: --weights model_base.pth converts on first use and caches the result.
 
     The architecture is detected from the tensor shapes (catseg: ViT-B/16 or ViT-L/14@336); anything else is
     refused with the keys that do not fit. The output path is printed on stdout, a summary on stderr.

@@ -15,7 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.markup import escape
 from rich.table import Table
 
-from infoclip_cli.app import err_console, out_console
+from infoclip_cli.app import err_console, note, out_console
 from infoclip_cli import prediction_options as opt
 
 if TYPE_CHECKING:
@@ -178,7 +178,9 @@ def _resolve_device(device: Optional[str]) -> str:
 
 def eval_command(
     weights: Annotated[
-        Optional[Path], typer.Option("--weights", "-w", help="infoclip weights (.safetensors) to evaluate.")
+        Optional[str],
+        typer.Option("--weights", "-w", help="Weights to evaluate: a name (`infoclip weights list`), hf:ORG/REPO/FILE, "
+                     "an infoclip .safetensors file or an official checkpoint (converted once)."),
     ] = None,
     clip: Annotated[
         Optional[str],
@@ -247,7 +249,10 @@ def eval_command(
     datasets = _open_datasets(list(dataset or []), split, images, labels, classes, ignore_value)
     seen_classes = resolve_classes(seen) if seen is not None else None
     if (weights is None) == (clip is None):
-        raise InputError("give either --weights W.safetensors or --clip MODEL:TAG (the training-free baseline)")
+        raise InputError(
+            "give either --weights (a name such as catseg-b16, hf:ORG/REPO/FILE or a file) or --clip MODEL:TAG "
+            "(the training-free baseline)"
+        )
     if clip is not None:
         from infoclip.segmentation.baseline import DenseCLIPBaseline
         from infoclip.segmentation.segmenter import baseline_identity
@@ -256,13 +261,13 @@ def eval_command(
         extra = {"clip": clip, "adapter": "dense-clip-baseline (training-free)", "prompt_templates": model.prompt_templates}
         identity = baseline_identity(clip)
     else:
-        from infoclip.segmentation.text_cache import file_identity
+        from infoclip.segmentation.segmenter import weights_identity
 
-        model, meta = load_model(weights, _resolve_device(device))
+        model, meta = load_model(weights, _resolve_device(device), notify=note)
         # the prompt templates are part of the protocol (ecosystem notes): recorded with the numbers
         recorded = {"prompt_templates": model.prompt_templates} if model.prompt_templates else {}
         extra = {"weights": str(weights), "adapter": meta.adapter, "clip_tag": meta.clip_tag, **recorded}
-        identity = {"adapter": meta.adapter, "weights": file_identity(weights), "clip": meta.clip_tag}
+        identity = weights_identity(weights, meta.adapter, meta.clip_tag) if cache_dir is not None else {}
     if cache_dir is not None:
         from infoclip.segmentation.text_cache import TextEmbeddingCache
 

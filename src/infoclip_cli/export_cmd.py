@@ -15,12 +15,21 @@ def export_command(
     source: Annotated[Path, typer.Argument(help="A run folder (its last checkpoint) or a checkpoints/*.pt file.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Weights file to write (*.safetensors).")],
     force: Annotated[bool, typer.Option("--force", help="Overwrite the output file if it exists.")] = False,
+    card: Annotated[
+        bool, typer.Option("--card/--no-card", help="Also write a Hub model card (README.md beside the weights).")
+    ] = True,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
-    """Export inference weights: no teacher, no optimizer state, no LPAM unless it feeds the decoder."""
+    """Export inference weights: no teacher, no optimizer state, no LPAM unless it feeds the decoder.
+
+    Beside them it writes README.md, a model card with Hugging Face front matter (library_name, pipeline_tag,
+    base_model, datasets, license, model-index with the evaluations found in the run folder), so the folder
+    can be pushed to the Hub as it is. An existing README.md that is not this file's card (a project's own, or
+    another export's) is kept: the card then goes to <weights stem>.md.
+    """
     from infoclip.training import export_checkpoint
 
-    path, summary = export_checkpoint(source, output, force=force)
+    path, summary = export_checkpoint(source, output, force=force, card=card)
     if as_json:
         typer.echo(json.dumps({"output": str(path), **summary}, indent=2))
         return
@@ -31,6 +40,8 @@ def export_command(
         markup=False,
         highlight=False,
     )
+    if "card" in summary:
+        out_console.print(f"model card: {summary['card']}", markup=False, highlight=False)
 
 
 def register(app: typer.Typer) -> None:

@@ -18,6 +18,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "infoclip_cli.eval_cmd",
     "infoclip_cli.export_cmd",
     "infoclip_cli.convert_cmd",
+    "infoclip_cli.weights_cmd",
     "infoclip_cli.data_cmd",
     "infoclip_cli.adapters_cmd",
     "infoclip_cli.miniature_cmd",

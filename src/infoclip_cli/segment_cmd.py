@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import glob
 import json
+import re
 from collections.abc import Sequence
 from enum import Enum
 from pathlib import Path
@@ -15,7 +16,7 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from infoclip_cli.app import err_console, out_console
+from infoclip_cli.app import err_console, note, out_console
 from infoclip_cli import prediction_options as opt
 
 _GLOB_CHARS = set("*?[")
@@ -63,8 +64,10 @@ def collect_images(inputs: Sequence[str]) -> tuple[list[Path], list[str]]:
                 problems.append(f"{path}: folder holds no images ({', '.join(sorted(IMAGE_EXTENSIONS))})")
             for p in found:
                 add(p)
-        elif path.exists() or not (_GLOB_CHARS & set(item)):
-            add(path)  # a missing file is reported by name when it is read, with the other images still run
+        elif path.exists() or path.is_symlink():  # a dangling or looping link is reported by add()/the reader
+            add(path)
+        elif not (_GLOB_CHARS & set(item)):
+            problems.append(f"{path}: image not found")  # reported at once; the other images still run
         else:
             matches = sorted(Path(p) for p in glob.glob(str(path), recursive=True))
             files = [p for p in matches if p.is_file()]
@@ -191,7 +194,12 @@ def segment(
         str | None, typer.Option(help="A shipped vocabulary instead of --classes: ade150, ade847, coco, pc59, pc459, voc20, voc20b.")
     ] = None,
     weights: Annotated[
-        Path | None, typer.Option("--weights", "-w", help="Segmentation weights (.safetensors from `infoclip export` or `infoclip convert`).")
+        str | None,
+        typer.Option(
+            "--weights", "-w",
+            help="Segmentation weights: a name (`infoclip weights list`; downloaded once), hf:ORG/REPO/FILE[@REV], "
+            "an infoclip .safetensors file or an official checkpoint (converted once). Default: catseg-b16.",
+        ),
     ] = None,
     clip: Annotated[
         str | None,
@@ -253,26 +261,42 @@ def segment(
 
     Examples:
 
-      infoclip segment photo.jpg --classes "cat,sofa,floor" --weights catseg_b16.safetensors
+      infoclip segment photo.jpg --classes "cat,sofa,floor"        (the default model, catseg-b16)
 
-      infoclip segment photos/ --vocab ade150 --weights catseg_b16.safetensors -o out/ --save-probs
+      infoclip segment photos/ --vocab ade150 --weights catseg-l14 -o out/ --save-probs
+
+      infoclip segment photo.jpg -c "cat,sofa" --weights model_base.pth   (official checkpoint, converted once)
 
       infoclip segment photo.jpg --classes @names.txt --clip ViT-B-16:openai
     """
+    # Everything that can be checked without torch is checked first: a usage error answers at once.
     from infoclip.errors import InputError
     from infoclip.segmentation.classes import resolve_classes
-    from infoclip.segmentation.overlay import palette
-    from infoclip.segmentation.segmenter import Segmenter, check_output_dir, check_precision, resolve_device
 
     set_pixel_limit(max_pixels)
     class_names = resolve_classes(classes, vocab)
-    if (weights is None) == (clip is None):
+    if weights is not None and clip is not None:
         raise InputError(
-            "give either --weights FILE (segmentation weights) or --clip MODEL:TAG (training-free baseline, "
-            "e.g. --clip ViT-B-16:openai), not both and not neither"
+            "give either --weights (segmentation weights: a name, hf:ORG/REPO/FILE or a file) or --clip MODEL:TAG "
+            "(training-free baseline), not both"
+        )
+    if clip is not None and not all(part.strip() for part in clip.partition(":")):
+        raise InputError(
+            f"--clip expects MODEL:TAG such as ViT-B-16:openai (or MODEL:/path/to/weights, or MODEL:none for "
+            f"random weights), got {clip!r}"
         )
     if template is not None and template.count("{}") != 1:
         raise InputError(f"--template must contain {{}} exactly once, e.g. 'a photo of a {{}}.', got {template!r}")
+    check_device_name(device)
+    paths, problems = collect_images(images)
+    for line in problems:
+        err_console.print(f"error: {line}", markup=False, highlight=False, soft_wrap=True)
+    if not paths:
+        raise InputError("no image to segment: " + "; ".join(problems))
+
+    from infoclip.segmentation.overlay import palette
+    from infoclip.segmentation.segmenter import Segmenter, check_output_dir, check_precision, resolve_device
+
     check_precision(precision.value, resolve_device(device))
     options = opt.build_options(templates, synonym_rule, split_synonyms, background_threshold, expand_vocab, tta)
     if probs_dtype not in ("float32", "float16"):
@@ -284,11 +308,8 @@ def segment(
     except InputError as exc:
         raise InputError(f"--classes: {exc}") from exc
     cache_dir = opt.text_cache_folder(text_cache, text_cache_dir)
-    paths, problems = collect_images(images)
-    for line in problems:
-        err_console.print(f"error: {line}", markup=False, highlight=False, soft_wrap=True)
-    if not paths:
-        raise InputError("no image to segment: " + "; ".join(problems))
+    if weights is None and clip is None:
+        weights = announce_default_weights()
     created = not Path(output_dir).exists()
     folder = check_output_dir(output_dir)  # before the (slow) model load: a bad folder fails fast
     stems = output_stems(paths)
@@ -304,7 +325,7 @@ def segment(
         else:
             assert weights is not None
             segmenter = Segmenter.from_pretrained(
-                weights, device, precision.value, protocol.value, template, options, cache_dir
+                weights, device, precision.value, protocol.value, template, options, cache_dir, notify=note
             )
     except BaseException:
         if created and not any(folder.iterdir()):
@@ -367,6 +388,30 @@ def segment(
     if failures:
         err_console.print(f"error: {len(failures)} input(s) failed (listed above)", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(code=1)
+
+
+_DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+
+
+def check_device_name(device: str) -> None:
+    """Refuse a device string that names no device, before torch is imported (availability is checked later)."""
+    from infoclip.errors import InputError
+
+    if not _DEVICE.match(device):
+        raise InputError(f"unknown device {device!r}; use auto, cpu, cuda, cuda:N or mps")
+
+
+def announce_default_weights() -> str:
+    """The default weights name, announced in one line (what it is, and that it downloads once)."""
+    from infoclip.named_weights import default_name, registered_weights
+
+    name = default_name()
+    entry = registered_weights()[name]
+    note(
+        f"no --weights given: using the default model {name}, {entry.summary} "
+        f"({entry.size_mb} MB, downloaded once; other models: infoclip weights list)"
+    )
+    return name
 
 
 def set_pixel_limit(max_pixels: int | None) -> None:

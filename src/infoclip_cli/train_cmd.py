@@ -113,6 +113,11 @@ def train_command(
         typer.Option("--set", metavar="KEY=VALUE", help="Override a config key, e.g. --set solver.iterations=1000 (repeatable; "
                      "unknown keys are errors). --set infoclip.enabled=false trains the plain baseline."),
     ] = None,
+    weights: Annotated[
+        Optional[str],
+        typer.Option("--weights", "-w", metavar="WEIGHTS", help="Start the model from these weights (train.init_weights): "
+                     "a name such as catseg-b16, hf:ORG/REPO/FILE, an infoclip .safetensors or an official checkpoint."),
+    ] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --output-dir from its last checkpoint.")] = False,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show the progress display on stderr.")] = True,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON on stdout.")] = False,
@@ -120,7 +125,8 @@ def train_command(
     """Train a model (CAT-Seg + InfoCLIP by default). Multi-GPU: torchrun --nproc_per_node N -m infoclip_cli train ..."""
     from infoclip.training import prepare_run_config, train
 
-    run_config, changed = prepare_run_config(output_dir, config, adapter, list(overrides or []), resume)
+    settings = list(overrides or []) + ([f"train.init_weights={weights}"] if weights is not None else [])
+    run_config, changed = prepare_run_config(output_dir, config, adapter, settings, resume)
     main_process = os.environ.get("RANK", "0") == "0"
     reporter: Any = None
     if progress and main_process:

@@ -2,7 +2,8 @@
 
 ``golden/`` holds what the official ViT-B/16 CAT-Seg computed from seeded random weights (``golden_weights``)
 on a seeded image and four classes: model-level probabilities and the sliding-window protocol end to end.
-Here the same weights are made again, imported through infoclip's converter, and infoclip must reproduce
+Here the same weights are made again, saved as an official checkpoint file, imported through the library's
+converter (``infoclip.conversion.import_checkpoint``, what ``infoclip convert`` uses), and infoclip must reproduce
 the official numbers within 1e-4 absolute (docs/catseg-fidelity.md: the faithful code is ~1e-6 off, known
 deviations such as an antialiased position-table resize are 5e-3). ``golden/README.md`` says how the files
 were made.
@@ -16,7 +17,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from infoclip.adapters.catseg import build_model, convert
+from infoclip.adapters.catseg import convert
 from tests.catseg.golden_weights import GOLDEN_DIR, official_state_dict, read_layout, seeded_image
 
 TOLERANCE = 1e-4
@@ -40,10 +41,21 @@ def official_weights(record):
 
 
 @pytest.fixture(scope="module")
-def model(official_weights):
-    state, config = convert.convert_official_state(official_weights, source="seeded official checkpoint")
-    net = build_model(config)
-    net.load_state_dict(state)
+def model(official_weights, tmp_path_factory):
+    """The seeded official checkpoint, written as detectron2 saves it and imported by the library's converter."""
+    from infoclip.adapters import get_adapter
+    from infoclip.conversion import import_checkpoint
+    from infoclip.weights import load_state_strict
+
+    path = tmp_path_factory.mktemp("official") / "model_final.pth"
+    torch.save({"model": official_weights, "iteration": 0}, path)
+    try:
+        state, meta, _ = import_checkpoint(path, "catseg")
+    finally:
+        path.unlink()  # 600 MB
+    assert meta.clip_tag.startswith("ViT-B-16") and meta.config["clip"]["resolution"] == 384  # the ViT-B/16 preset
+    net = get_adapter(meta.adapter).build_model(meta.config)
+    load_state_strict(net, state, path)
     return net.eval()
 
 

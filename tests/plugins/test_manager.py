@@ -9,7 +9,9 @@ import torch
 
 from infoclip.adapters import DenseEmbeddings, TrainOutput, adapters, get_adapter, get_plugin_manager, plugin_info
 from infoclip.adapters import hookspecs
-from infoclip.errors import AdapterError
+from infoclip.errors import AdapterError, ConfigError
+from tests.hub.conftest import allow_tiny_official, caches, hub, tiny_official_bytes  # noqa: F401  (fixtures)
+from tests.segmentation.conftest import tiny_weights  # noqa: F401  (fixture)
 
 
 def test_hook_infoclip_register_adapters(installed_toy):
@@ -57,6 +59,39 @@ def test_hook_infoclip_register_datasets(tmp_path):
     assert len(ds) == 1 and list(ds.class_names) == ["sky", "tree"]
     assert sample.image.shape == (6, 8, 3) and sample.label.dtype == np.int64
     assert sample.label[0].tolist() == [0, 1, -1, 1, 0, 0, 0, 0], "on-disk 255 becomes IGNORE_INDEX"
+
+
+def test_hook_infoclip_register_weights(hub, caches, tiny_weights):
+    """A name added by a plugin resolves like a built-in one: downloaded from the Hub, listed, refused twice."""
+    from infoclip.named_weights import NamedWeights, registered_weights
+    from infoclip.weights_resolver import resolve_weights
+
+    hub.add_file("plugin-org/tiny", "catseg-tiny.safetensors", tiny_weights.read_bytes(), revision="v2")
+
+    class Plugin:
+        @staticmethod
+        @hookspecs.hookimpl
+        def infoclip_register_weights():
+            return [NamedWeights(name="tiny-from-plugin", repo="plugin-org/tiny", filename="catseg-tiny.safetensors",
+                                 revision="v2", adapter="catseg", format="infoclip", summary="tiny test model")]
+
+    get_plugin_manager().register(Plugin(), name="extra-weights")
+    known = registered_weights()
+    assert {"tiny-from-plugin", "catseg-b16"} <= set(known)
+    resolved = resolve_weights("tiny-from-plugin")
+    assert resolved.name == "tiny-from-plugin" and not resolved.converted
+    assert resolved.path.read_bytes() == tiny_weights.read_bytes()
+    assert [p for _, p in hub.requests_to("hub")] == ["/plugin-org/tiny/resolve/v2/catseg-tiny.safetensors"] * 2
+
+    class Twice:
+        @staticmethod
+        @hookspecs.hookimpl
+        def infoclip_register_weights():
+            return [NamedWeights(name="catseg-b16", repo="x/y", filename="z.pth", adapter="catseg")]
+
+    get_plugin_manager().register(Twice(), name="clash")
+    with pytest.raises(ConfigError, match="weights name 'catseg-b16' is registered twice .*'clash'"):
+        registered_weights()
 
 
 def test_every_hook_has_a_test():
@@ -164,6 +199,7 @@ def test_plugin_info_reports_origin_and_hooks(installed_toy):
     assert "catseg" in rows["infoclip.adapters.catseg"].adapters
     assert {"ade150", "coco171", "voc20b"} <= set(rows["infoclip.data.builtin"].datasets)
     assert rows["toy"].datasets == []
+    assert rows["infoclip.named_weights"].weights == ["catseg-b16", "catseg-l14", "san-b16", "san-l14"]
 
 
 def test_dense_embeddings_checks_shapes():

@@ -121,10 +121,20 @@ def test_bad_arguments_are_one_line(run_cli, tiny_weights, photo, tmp_path, args
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
 
-def test_weights_or_clip_is_required(run_cli, photo, tiny_weights, tmp_path):
-    for extra in ([], ["-w", tiny_weights, "--clip", "infoclip-tiny-clip:none"]):
-        code, _, stderr = run_cli("segment", photo, "-c", "cat", *extra)
-        assert code == 1 and "give either --weights FILE" in stderr
+def test_weights_and_clip_exclude_each_other(run_cli, photo, tiny_weights, tmp_path):
+    code, _, stderr = run_cli("segment", photo, "-c", "cat", "-w", tiny_weights, "--clip", "infoclip-tiny-clip:none")
+    assert code == 1 and "give either --weights" in stderr and "not both" in stderr
+
+
+def test_no_weights_uses_the_default_name_and_says_so(run_cli, photo, tmp_path, monkeypatch):
+    # offline and not cached here: the default is announced, then refused in one line (tests/hub runs it for real)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-hf-cache"))
+    code, _, stderr = run_cli("segment", photo, "-c", "cat", "-o", tmp_path / "out")
+    assert code == 1
+    assert "note: no --weights given: using the default model catseg-b16" in stderr
+    error = [line for line in stderr.splitlines() if line.startswith("error: ")]
+    assert len(error) == 1 and "HF_HUB_OFFLINE is set" in error[0] and "catseg-b16" in error[0]
+    assert not (tmp_path / "out").exists()
 
 
 def test_unwritable_output_folder_and_overwriting_inputs(run_cli, tiny_weights, photo, tmp_path):

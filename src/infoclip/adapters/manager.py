@@ -15,7 +15,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any
 
@@ -29,7 +29,9 @@ PROJECT = "infoclip"
 ENTRY_POINT_GROUP = "infoclip"
 DEFAULT_PLUGINS: tuple[str, ...] = (
     "infoclip.adapters.catseg",
+    "infoclip.adapters.fcclip",
     "infoclip.data.builtin",
+    "infoclip.named_weights",
 )
 
 _pm: pluggy.PluginManager | None = None
@@ -169,15 +171,16 @@ class PluginInfo:
     hooks: list[str]
     adapters: list[str]
     datasets: list[str]
+    weights: list[str] = field(default_factory=list)
 
 
 def plugin_info() -> list[PluginInfo]:
-    """Name, version, origin, implemented hooks, and contributed adapters and datasets of every plugin."""
+    """Name, version, origin, implemented hooks, and contributed adapters, datasets and weights names of every plugin."""
     from infoclip import __version__
 
     pm = get_plugin_manager()
     contributed: dict[str, dict[str, list[str]]] = {}
-    for hook_name in ("infoclip_register_adapters", "infoclip_register_datasets"):
+    for hook_name in ("infoclip_register_adapters", "infoclip_register_datasets", "infoclip_register_weights"):
         for plugin_name, item in collect_hook_results(hook_name):
             contributed.setdefault(hook_name, {}).setdefault(plugin_name, []).append(getattr(item, "name", "?"))
     rows = []
@@ -192,5 +195,6 @@ def plugin_info() -> list[PluginInfo]:
         hooks = sorted(caller.name for caller in pm.get_hookcallers(plugin) or [])
         adapter_names = contributed.get("infoclip_register_adapters", {}).get(name, [])
         dataset_names = contributed.get("infoclip_register_datasets", {}).get(name, [])
-        rows.append(PluginInfo(name, str(version), source, hooks, adapter_names, dataset_names))
+        weight_names = contributed.get("infoclip_register_weights", {}).get(name, [])
+        rows.append(PluginInfo(name, str(version), source, hooks, adapter_names, dataset_names, weight_names))
     return rows

@@ -57,6 +57,25 @@ def split_attention(clip_model: nn.Module) -> nn.Module:
     return clip_model
 
 
+def create_random_model(model_name: str, init_seed: int | None = None) -> nn.Module:
+    """``open_clip.create_model(model_name)`` with random weights, seeded without touching the global RNG.
+
+    Built on torch's current default device (CPU, or "meta" inside ``with torch.device("meta")``, which builds
+    the architecture without allocating or initialising weights). The name must be registered with open_clip.
+    """
+    import open_clip
+
+    previous_disable = logging.root.manager.disable
+    logging.disable(logging.WARNING)  # open_clip warns "initialized randomly": random init is the point here
+    try:
+        with torch.random.fork_rng(devices=[]):
+            if init_seed is not None:
+                torch.manual_seed(int(init_seed))
+            return open_clip.create_model(model_name, pretrained=None, device=torch.get_default_device())
+    finally:
+        logging.disable(previous_disable)
+
+
 def build_clip(model_name: str, init_seed: int | None = None) -> nn.Module:
     """An open_clip ``CLIP`` with random weights and Q/K/V split attention; never downloads anything.
 
@@ -75,17 +94,7 @@ def build_clip(model_name: str, init_seed: int | None = None) -> nn.Module:
     if model_name not in open_clip.list_models():
         vit = ", ".join(m for m in open_clip.list_models() if "quickgelu" in m and m.startswith("ViT"))
         raise ConfigError(f"unknown open_clip architecture {model_name!r}; ViT choices include: {vit}, infoclip-tiny-clip")
-    previous_disable = logging.root.manager.disable
-    logging.disable(logging.WARNING)  # open_clip warns "initialized randomly": random init is the point here
-    try:
-        with torch.random.fork_rng(devices=[]):
-            if init_seed is not None:
-                torch.manual_seed(int(init_seed))
-            # torch's current default device (CPU, or "meta" inside `with torch.device("meta")`, which builds
-            # the architecture without allocating or initialising weights).
-            model = open_clip.create_model(model_name, pretrained=None, device=torch.get_default_device())
-    finally:
-        logging.disable(previous_disable)
+    model = create_random_model(model_name, init_seed)
     visual = getattr(model, "visual", None)
     if not isinstance(visual, VisionTransformer) or not hasattr(model, "token_embedding"):
         raise ConfigError(

@@ -25,8 +25,10 @@ from pathlib import Path
 
 from infoclip.errors import InputError
 
-_VOCAB_PACKAGE = "infoclip.data"
-_VOCAB_FOLDER = "vocab"
+# addressed from the top package: resources.files("infoclip.data") would import the data package (numpy,
+# PIL, the readers), which costs half a second before a usage error can be reported
+_VOCAB_PACKAGE = "infoclip"
+_VOCAB_FOLDER = "data/vocab"
 
 
 def shipped_vocabularies() -> list[str]:

@@ -1,7 +1,7 @@
 """Segment your own images with your own class names: ``Segmenter`` and ``SegmentationResult``.
 
     >>> from infoclip import Segmenter                                  # doctest: +SKIP
-    >>> seg = Segmenter.from_pretrained("catseg_b16.safetensors")        # doctest: +SKIP
+    >>> seg = Segmenter.from_pretrained("catseg-b16")                    # doctest: +SKIP
     >>> result = seg.predict("cat.jpg", ["cat", "sofa", "floor"])        # doctest: +SKIP
     >>> result.labels.shape, result.probs.shape                         # doctest: +SKIP
     ((480, 640), (3, 480, 640))
@@ -375,18 +375,22 @@ class Segmenter:
     @classmethod
     def from_pretrained(
         cls,
-        path: str | os.PathLike[str],
+        weights: str | os.PathLike[str] | None = None,
         device: str | torch.device = "cpu",
         precision: str = "fp32",
         protocol: str | None = None,
         template: str | None = None,
         options: SegmentOptions | None = None,
         text_cache: str | os.PathLike[str] | None = None,
+        notify: Callable[[str], None] | None = None,
     ) -> Segmenter:
-        """Load an infoclip weights file (``infoclip export`` / ``infoclip convert``).
+        """Load segmentation weights by name, from the Hub, or from a file.
 
         Args:
-            path: the ``.safetensors`` weights file.
+            weights: a registered name (``None``: the default, ``"catseg-b16"``; ``infoclip weights list``), downloaded
+                once into the Hugging Face cache; ``"hf:ORG/REPO/FILE[@REVISION]"``; an infoclip
+                ``.safetensors`` file (``infoclip export``); or an official checkpoint (``model_base.pth``),
+                converted on first use and cached (``infoclip.conversion``).
             device: ``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"mps"`` or ``"auto"``.
             precision: ``"fp32"`` (default), ``"bf16"`` (CPU or GPU autocast) or ``"fp16"`` (GPU only).
             protocol: the default protocol of ``predict``, one of the model's ``protocols`` (CAT-Seg: ``"sliding"``,
@@ -394,17 +398,24 @@ class Segmenter:
             template: prompt template with ``{}`` replacing the model's (CAT-Seg: ``"A photo of a {} in the scene"``).
             options: opt-in prediction options (template sets, synonyms, background, expansion, TTA).
             text_cache: a folder for the disk cache of class text embeddings (``text_cache``); ``None``: none.
+            notify: called with one line when an official checkpoint is converted (the CLI prints it).
 
         Raises:
-            CheckpointError: the file is missing, damaged or does not fit its declared architecture.
+            WeightsNotFoundError: a missing file, or a download that cannot happen (offline, not found, ...).
+            CheckpointError: the file is damaged, of another framework, or does not fit its declared architecture.
         """
         from infoclip.weights import load_model
 
         resolved = _checked_device(device, precision)  # before loading: a wrong flag fails fast
-        model, meta = load_model(path, resolved)
-        segmenter = cls(model, str(path), resolved, precision, protocol, template, options, text_cache)
+        if weights is None:
+            from infoclip.named_weights import default_name
+
+            weights = default_name()
+        model, meta = load_model(weights, resolved, notify=notify)
+        segmenter = cls(model, os.fspath(weights), resolved, precision, protocol, template, options, text_cache)
         segmenter.model_info = {"adapter": meta.adapter, "clip": meta.clip_tag, "weights_source": meta.source}
-        segmenter._attach_text_cache({"adapter": meta.adapter, "weights": file_identity(path), "clip": meta.clip_tag})
+        if text_cache is not None:
+            segmenter._attach_text_cache(weights_identity(weights, meta.adapter, meta.clip_tag))
         return segmenter
 
     @classmethod
@@ -533,6 +544,14 @@ class Segmenter:
 
     def __repr__(self) -> str:
         return f"Segmenter({self.source!r}, device={str(self.device)!r}, precision={self.precision!r}, protocol={self.protocol!r})"
+
+
+def weights_identity(weights: str | os.PathLike[str], adapter: str, clip_tag: str) -> dict[str, Any]:
+    """The text-cache identity of segmentation weights (a file, a name or ``hf:...``): the adapter, the resolved
+    file's path, size and modification time, and the CLIP tag."""
+    from infoclip.weights_resolver import resolve_weights
+
+    return {"adapter": adapter, "weights": file_identity(resolve_weights(weights).path), "clip": clip_tag}
 
 
 def baseline_identity(spec: str) -> dict[str, Any]:

@@ -37,7 +37,7 @@ from torch import nn
 
 from infoclip.adapters.contract import CLIP_PART, OVSSModel
 from infoclip.config import apply_overrides, load_config, save_config
-from infoclip.errors import AdapterError, ConfigError, DatasetError, TrainingError
+from infoclip.errors import AdapterError, CheckpointError, ConfigError, DatasetError, TrainingError
 from infoclip.training import checkpoint as ckpt
 from infoclip.training.augment import TrainAugmentation
 from infoclip.training.data_stream import StreamLayout, build_train_loader
@@ -160,6 +160,29 @@ class FrozenTeacher(nn.Module):
         if not isinstance(out, DenseEmbeddings):
             raise AdapterError(f"the adapter's teacher returned {type(out).__name__}, expected DenseEmbeddings")
         return DenseEmbeddings(out.image.float(), out.grid, out.text.float())
+
+
+def _load_initial_weights(model: nn.Module, spec: str, adapter: str) -> None:
+    """Load ``train.init_weights`` (any weights ``resolve_weights`` takes) into the freshly built student, strictly.
+
+    On resume the checkpoint's weights replace these anyway, so they are loaded for new runs and resumed
+    runs alike (the run config stays the record of where the run started).
+    """
+    from infoclip.weights import load_state_strict, read_weights
+    from infoclip.weights_resolver import resolve_weights
+
+    resolved = resolve_weights(spec)
+    state, meta = read_weights(resolved.path)
+    if meta.adapter != adapter:
+        raise ConfigError(
+            f"train.init_weights {spec} are {meta.adapter} weights, but this run trains the {adapter} adapter"
+        )
+    try:
+        load_state_strict(model, state, spec)
+    except CheckpointError as exc:
+        raise CheckpointError(
+            f"{exc}; train.init_weights must have the architecture of the run's model section (use the matching preset)"
+        ) from exc
 
 
 class TrainBundle(nn.Module):
@@ -362,6 +385,9 @@ class Trainer:
                     detach_teacher_in_distillation=bool(info["detach_teacher_in_distillation"]),
                     sigma=None if info["sigma"] is None else float(info["sigma"]),
                 )
+        init = cfg["train"]["init_weights"]
+        if init:  # after the teacher is built: the teacher stays the pretrained CLIP, never these weights
+            _load_initial_weights(model, init, cfg["adapter"])
         if cfg["train"]["grad_checkpointing"]:
             try:
                 model.set_grad_checkpointing(True)

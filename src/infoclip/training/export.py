@@ -18,7 +18,7 @@ from infoclip.training.checkpoint import read_checkpoint, resolve_checkpoint
 
 
 def export_checkpoint(
-    source: str | os.PathLike[str], output: str | os.PathLike[str], force: bool = False
+    source: str | os.PathLike[str], output: str | os.PathLike[str], force: bool = False, card: bool = True
 ) -> tuple[Path, dict[str, Any]]:
     """Write the inference weights of a run's last checkpoint (or of one checkpoint file) to ``output``.
 
@@ -26,6 +26,7 @@ def export_checkpoint(
         source: a run folder (its ``last_checkpoint``) or a ``checkpoints/*.pt`` file.
         output: the ``.safetensors`` file to write (atomically).
         force: overwrite ``output`` if it exists.
+        card: also write the model card (``README.md`` beside ``output``, see ``infoclip.training.model_card``).
 
     Returns:
         ``(output path, summary)`` with the adapter, iteration, tensor count and class count.
@@ -64,7 +65,7 @@ def export_checkpoint(
     )
     weights = model.inference_state_dict()
     save_weights(output, weights, meta)
-    return output, {
+    summary: dict[str, Any] = {
         "adapter": adapter.name,
         "checkpoint": str(path),
         "iteration": iteration,
@@ -73,3 +74,8 @@ def export_checkpoint(
         "classes": len(classes),
         "clip_tag": meta.clip_tag,
     }
+    if card:
+        from infoclip.training.model_card import write_model_card
+
+        summary["card"] = str(write_model_card(output, run, config, meta.clip_tag, summary))
+    return output, summary

@@ -130,6 +130,9 @@ def validate_run_config(config: Mapping[str, Any]) -> None:
     for key in _BOOLS:
         if not isinstance(get(config, key), bool):
             fail(key, "true or false")
+    init = get(config, "train.init_weights")
+    if init is not None and (not isinstance(init, str) or not init.strip()):
+        fail("train.init_weights", "null or weights (a name such as catseg-b16, hf:ORG/REPO/FILE, or a file path)")
     alpha = get(config, "infoclip.alpha")
     if not _is_number(alpha) or alpha <= 0 or alpha == 1:
         fail("infoclip.alpha", "a number > 0 other than 1 (Rényi order)")

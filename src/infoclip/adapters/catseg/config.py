@@ -12,6 +12,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from infoclip.adapters.config_checks import check_int as _int
+from infoclip.adapters.config_checks import fail as _fail
+from infoclip.adapters.config_checks import unknown_keys as _unknown_keys
 from infoclip.config import deep_merge, load_config
 from infoclip.errors import ConfigError
 
@@ -36,28 +39,6 @@ def preset_model_config(name: str) -> dict[str, Any]:
     if name not in PRESETS:
         raise ConfigError(f"no CAT-Seg preset {name!r}; presets: {', '.join(sorted(PRESETS))}")
     return resolve_model_config(load_config(PRESETS[name])["model"])
-
-
-def _unknown_keys(schema: Mapping[str, Any], given: Mapping[str, Any], prefix: str = "model.") -> list[str]:
-    unknown = []
-    for key, value in given.items():
-        if key not in schema:
-            unknown.append(prefix + str(key))
-        elif isinstance(schema[key], Mapping):
-            if not isinstance(value, Mapping):
-                raise ConfigError(f"{prefix}{key} must be a mapping, got {value!r}")
-            unknown.extend(_unknown_keys(schema[key], value, f"{prefix}{key}."))
-    return unknown
-
-
-def _fail(key: str, expected: str, value: Any) -> None:
-    raise ConfigError(f"model.{key} must be {expected}, got {value!r}")
-
-
-def _int(value: Any, key: str, minimum: int = 0) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        _fail(key, f"an integer >= {minimum}", value)
-    return value
 
 
 def _int_list(value: Any, key: str, length: int, minimum: int = 0) -> list[int]:
