@@ -274,5 +274,5 @@ def test_any_adapter_gets_the_options_through_the_contract():
     options = _options(synonym_rule="mean", expand_vocab="coco", background_threshold=0.01, tta="flip")
     result = Segmenter(model, "toy", protocol="whole", options=options).predict(gradient_rgb(16, 16), ["a|b", "c"])
     assert result.classes == ["a|b", "c", "other"] and result.probs.shape == (3, 16, 16)
-    with pytest.raises(InputError, match="cannot ensemble prompt templates"):
+    with pytest.raises(InputError, match="does not support changing its prompt templates"):
         OptionedPredictor(model, _options(templates="vild14"))

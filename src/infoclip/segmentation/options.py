@@ -84,8 +84,11 @@ def apply_templates(model: OVSSModel, templates: Sequence[str] | None) -> None:
     try:
         if len(templates) == len(model.prompt_templates):
             model.set_prompt_templates(list(templates))
-        else:
+            return
+        try:
             model.set_prompt_ensemble(list(templates))
+        except AdapterError:  # a model that averages any number of templates itself (FC-CLIP) takes them as they are
+            model.set_prompt_templates(list(templates))
     except AdapterError as exc:
         raise InputError(str(exc)) from exc
 
