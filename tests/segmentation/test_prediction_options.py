@@ -276,3 +276,14 @@ def test_any_adapter_gets_the_options_through_the_contract():
     assert result.classes == ["a|b", "c", "other"] and result.probs.shape == (3, 16, 16)
     with pytest.raises(InputError, match="does not support changing its prompt templates"):
         OptionedPredictor(model, _options(templates="vild14"))
+
+
+def test_class_files_carry_synonyms_one_class_per_line(tmp_path):
+    from infoclip.segmentation.classes import parse_classes
+    from infoclip.segmentation.synonyms import expand_synonyms
+
+    path = tmp_path / "names.txt"
+    path.write_text("sofa|couch|settee\ncat\n")
+    classes = parse_classes(f"@{path}")
+    assert classes == ["sofa|couch|settee", "cat"]
+    assert expand_synonyms(classes).owner == (0, 0, 0, 1)
