@@ -10,6 +10,8 @@ from pathlib import Path
 
 from infoclip import Segmenter
 
+if len(sys.argv) != 4:
+    sys.exit(f"usage: python {sys.argv[0]} WEIGHTS.safetensors|MODEL:TAG IMAGE CLASSES\n\n{__doc__.strip()}")
 weights, image, classes = sys.argv[1:4]
 if ":" in weights and not weights.startswith("hf:") and not Path(weights).exists():
     segmenter = Segmenter.from_clip(weights, device="auto")  # MODEL:TAG, no segmentation weights
@@ -20,4 +22,5 @@ print(result.labels.shape, result.probs.shape)  # (H, W) class indices, (T, H, W
 for name, share in sorted(result.shares.items(), key=lambda kv: -kv[1]):
     print(f"{name:>20s} {100 * share:5.1f}%")
 result.overlay().save(f"{result.name}_overlay.png")  # colours over the photo, with a legend
-result.save("segment_output", save_probs=True)  # label map, overlay, JSON summary, probabilities
+result.save("segment_output")  # label map, overlay, JSON summary (save_probs=True adds the probabilities)
+print(f"wrote {result.name}_overlay.png and segment_output/")

@@ -12,7 +12,7 @@ import copy
 import math
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -98,21 +98,25 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     return key.split("."), value
 
 
-def _first_nan(value: Any, where: str = "") -> str | None:
+def _first_nan(value: Any) -> str | None:
     """The dotted position of the first NaN in a parsed value (``""`` for the value itself), else ``None``.
 
     NaN is never a meaningful setting and compares false with every bound, so range checks let it through.
     """
-    if isinstance(value, float) and math.isnan(value):
-        return where
+    return find_leaf(value, lambda leaf: isinstance(leaf, float) and math.isnan(leaf))
+
+
+def find_leaf(value: Any, test: Callable[[Any], bool], where: str = "") -> str | None:
+    """The position (``.a.b[2]``; ``""`` for ``value`` itself) of the first leaf of a nested mapping/list for
+    which ``test`` is true, else ``None``."""
     if isinstance(value, Mapping):
         items: Iterable[tuple[Any, Any]] = value.items()
     elif isinstance(value, (list, tuple)):
         items = enumerate(value)
     else:
-        return None
+        return where if test(value) else None
     for key, item in items:
-        found = _first_nan(item, f"{where}.{key}" if not isinstance(key, int) else f"{where}[{key}]")
+        found = find_leaf(item, test, f"{where}.{key}" if not isinstance(key, int) else f"{where}[{key}]")
         if found is not None:
             return found
     return None

@@ -70,7 +70,13 @@ def import_checkpoint(
         raise AdapterError(
             f"adapter {adapter.name!r} has no importer {importer!r}; importers: {', '.join(sorted(adapter.importers))}"
         )
-    state, config = adapter.importers[importer](source)
+    try:
+        state, config = adapter.importers[importer](source)
+    except CheckpointError:
+        own = _own_file_hint(source)
+        if own is None:
+            raise
+        raise CheckpointError(own) from None
     with torch.device("meta"):
         model = adapter.build_model(config)
     expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
@@ -88,6 +94,20 @@ def import_checkpoint(
         source=f"infoclip convert {adapter.name} {source.name}",
     )
     return state, meta, importer
+
+
+def _own_file_hint(source: Path) -> str | None:
+    """What to do instead when ``source`` is one of infoclip's own training files (a run or its checkpoint)."""
+    from infoclip.training.checkpoint import read_checkpoint
+
+    try:
+        iteration = read_checkpoint(source).get("iteration")
+    except (CheckpointError, OSError):
+        return None
+    return (
+        f"{source} is an infoclip training {'run' if source.is_dir() else 'checkpoint'} (iteration {iteration}), not "
+        f"an official checkpoint; make inference weights from it with `infoclip export {source} -o weights.safetensors`"
+    )
 
 
 def importing_adapters() -> list[str]:

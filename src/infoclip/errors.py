@@ -38,3 +38,16 @@ class InputError(InfoclipError, ValueError):
 
 class TrainingError(InfoclipError):
     """Training cannot go on (for example a non-finite loss); the last good checkpoint is kept."""
+
+
+class DiskFullError(InfoclipError, OSError):
+    """An output could not be written because its file system is full (or over quota); nothing half-written is
+    left behind."""
+
+
+class RunFolderBusyError(InputError):
+    """A run folder is held by another training process (its lock is taken)."""
+
+
+class MissingDependencyError(InfoclipError, ImportError):
+    """An optional dependency (a pip extra such as ``infoclip[demo]``) is not installed; the message says how."""

@@ -78,6 +78,16 @@ class WeightsMeta:
             raise CheckpointError(f"{path} has damaged infoclip metadata ({exc}); export or convert it again") from exc
 
 
+def first_non_finite(tensors: Mapping[str, torch.Tensor]) -> tuple[str, int] | None:
+    """``(name, count)`` of the first floating-point tensor (in order) holding NaN or inf values, else ``None``."""
+    for name, tensor in tensors.items():
+        if isinstance(tensor, torch.Tensor) and tensor.is_floating_point():
+            finite = torch.isfinite(tensor.detach())
+            if not bool(finite.all()):
+                return name, int(finite.numel() - finite.sum())
+    return None
+
+
 def save_weights(path: str | os.PathLike[str], state_dict: Mapping[str, torch.Tensor], meta: WeightsMeta) -> Path:
     """Write ``state_dict`` and ``meta`` to ``path`` as safetensors, atomically.
 
@@ -85,6 +95,9 @@ def save_weights(path: str | os.PathLike[str], state_dict: Mapping[str, torch.Te
     """
     from safetensors.torch import save_file
 
+    bad = first_non_finite(state_dict)
+    if bad is not None:
+        raise CheckpointError(f"{path} not written: tensor {bad[0]} holds {bad[1]} non-finite values (NaN or inf)")
     tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in state_dict.items()}
     return atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata=meta.to_strings()))
 

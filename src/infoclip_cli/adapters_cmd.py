@@ -6,14 +6,13 @@ import json
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
-from infoclip_cli.app import out_console, typer_factory
+from infoclip_cli.app import examples, folding_table, out_console, typer_factory
 
 adapters_app = typer_factory("Inspect the installed adapter plugins.")
 
 
-@adapters_app.command("list")
+@adapters_app.command("list", epilog=examples("infoclip adapters list", "infoclip adapters list --json"))
 def list_adapters(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
@@ -41,9 +40,7 @@ def list_adapters(
         ]
         typer.echo(json.dumps(payload, indent=2))
         return
-    table = Table(title="infoclip plugins")
-    for column in ("plugin", "version", "source", "hooks", "contributes"):
-        table.add_column(column)
+    table = folding_table("infoclip plugins", ("plugin", "version", "source", "hooks", "contributes"))
     for r in rows:
         parts = [f"adapter {a} ({', '.join(sorted(known[a].configs))})" if a in known else f"adapter {a}" for a in r.adapters]
         if r.datasets:

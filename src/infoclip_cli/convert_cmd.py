@@ -8,7 +8,12 @@ from typing import Annotated, Any
 
 import typer
 
-from infoclip_cli.app import err_console
+from infoclip_cli.app import err_console, examples
+
+EXAMPLES = examples(
+    "infoclip convert catseg model_base.pth -o catseg_b16.safetensors",
+    "infoclip convert catseg model_large.pth -o catseg_l14.safetensors --json",
+)
 
 
 def convert_checkpoint(
@@ -80,4 +85,4 @@ def convert_command(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("convert")(convert_command)
+    app.command("convert", epilog=EXAMPLES)(convert_command)

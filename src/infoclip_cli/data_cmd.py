@@ -8,15 +8,14 @@ from typing import Annotated, Optional
 
 import typer
 from rich.markup import escape
-from rich.table import Table
 
-from infoclip_cli.app import err_console, out_console, typer_factory
+from infoclip_cli.app import err_console, examples, folding_table, out_console, typer_factory
 from infoclip_cli.eval_cmd import stderr_progress
 
 data_app = typer_factory("Find, check and prepare datasets (root: $INFOCLIP_DATASETS, $DETECTRON2_DATASETS or ./datasets).")
 
 
-@data_app.command("list")
+@data_app.command("list", epilog=examples("infoclip data list", "infoclip data list --json"))
 def list_datasets(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
@@ -35,9 +34,8 @@ def list_datasets(
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return
-    table = Table(title=f"datasets (root: {datasets_root()})")
-    for column in ("name", "split", "classes", "ignore", "labels folder", "present"):
-        table.add_column(column)
+    table = folding_table(f"datasets (root: {datasets_root()})",
+                          ("name", "split", "classes", "ignore", "labels folder", "present"), right=("classes", "ignore"))
     for r in rows:
         table.add_row(escape(r["name"]), escape(r["split"]), str(r["classes"]), str(r["ignore_value"]), escape(r["labels"]),
                       "yes" if r["present"] else "no")
@@ -50,7 +48,9 @@ def _count_cell(count: int, expected: bool = False) -> str:
     return f"{count}*" if expected else f"[red]{count}[/red]"
 
 
-@data_app.command("check")
+@data_app.command("check", epilog=examples(
+    "infoclip data check", "infoclip data check ade150 path/to/kitchens --split train --limit 100"
+))
 def check(
     names: Annotated[
         Optional[list[str]],
@@ -81,14 +81,12 @@ def check(
     if as_json:
         typer.echo(json.dumps([r.to_dict() for r in reports], indent=2))
     else:
-        table = Table(
-            title=f"dataset check ({split} split)",
+        # two-line headers: the nine columns fit 80 characters
+        counts = ("images", "labels", "no\nlabel", "no\nimage", "read\nerror", "bad\nvalue", "size\n≠")
+        table = folding_table(
+            f"dataset check ({split} split)", ("dataset", "status", *counts), right=counts,
             caption="* images without labels are expected where the image folder is shared (VOC, Pascal Context)",
         )
-        for column in ("dataset", "status", "images", "labels", "no label", "no image", "unreadable",
-                       "bad values", "size ≠"):
-            left = column in ("dataset", "status")
-            table.add_column(column, justify="left" if left else "right", no_wrap=left)
         for r in reports:
             colour = {"ok": "green", "broken": "red"}.get(r.status, "yellow")
             table.add_row(
@@ -97,6 +95,9 @@ def check(
                 _count_cell(len(r.labels_without_images)), _count_cell(len(r.unreadable)),
                 _count_cell(len(r.bad_values)), _count_cell(len(r.size_mismatches)),
             )
+        # names and states stay on one line; the count headers are what folds at 80 columns
+        table.columns[0].min_width = max([len("dataset"), *(len(r.name) for r in reports)])
+        table.columns[1].min_width = max([len("status"), *(len(r.status) for r in reports)])
         out_console.print(table)
         for r in reports:
             if r.status != "ok":
@@ -109,7 +110,7 @@ def check(
         raise typer.Exit(code=1)
 
 
-@data_app.command("prepare")
+@data_app.command("prepare", epilog=examples("infoclip data prepare ade150", "infoclip data prepare voc20 --root ~/datasets"))
 def prepare(
     name: Annotated[str, typer.Argument(help="ade150, coco171, voc20 (also makes voc20b) or pc459.")],
     root: Annotated[Optional[Path], typer.Option(help="Datasets root (default: $INFOCLIP_DATASETS ...).")] = None,

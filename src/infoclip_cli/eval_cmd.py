@@ -15,8 +15,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.markup import escape
 from rich.table import Table
 
-from infoclip_cli.app import err_console, note, out_console
+from infoclip_cli.app import err_console, examples, note, out_console
 from infoclip_cli import prediction_options as opt
+
+EXAMPLES = examples(
+    "infoclip eval --weights catseg-b16 --dataset all",
+    "infoclip eval --weights b16.safetensors --dataset ade150 --output-dir eval/",
+    "infoclip eval --clip ViT-B-16:openai --dataset path/to/kitchens",
+)
 
 if TYPE_CHECKING:
     from infoclip.data import SegmentationDataset
@@ -125,18 +131,44 @@ def _multi_result_tables(results: list[EvalResult], protocol: str) -> list[str |
     return [table, summary, _formula_caption(results[0])]
 
 
+def _check_weights_argument(text: str) -> None:
+    """The checks of a --weights argument that need no download and no conversion (a missing file, an unknown
+    name), so that they come before the datasets are opened."""
+    from infoclip.named_weights import get_named_weights, is_hf_spec
+    from infoclip.weights_resolver import looks_like_path, resolve_weights
+
+    local = Path(text).expanduser()
+    if local.is_file() or is_hf_spec(text):
+        return
+    if local.is_dir() or looks_like_path(text):
+        resolve_weights(text)  # not a file: refused at once, before any download or conversion
+    get_named_weights(text)  # refuses an unknown name
+
+
 def _open_datasets(
     names: list[str], split: str, images: Optional[Path], labels: Optional[Path], classes: Optional[Path],
     ignore_value: int,
 ) -> list[SegmentationDataset]:
     from infoclip.data import custom_spec, get_dataset, read_class_file
     from infoclip.data.builtin import BENCHMARKS
-    from infoclip.errors import InputError
+    from infoclip.errors import DatasetError, InputError
+    from infoclip_cli.errors import one_line
 
     expanded: list[str] = []
     for name in names:
         expanded.extend(BENCHMARKS if name.lower() == ALL else [name])
-    datasets = [get_dataset(name, split) for name in expanded]
+    datasets, failed = [], []
+    for name in expanded:
+        try:
+            datasets.append(get_dataset(name, split))
+        except DatasetError as exc:  # every missing dataset is listed, each with its own steps
+            if len(expanded) == 1:
+                raise
+            failed.append(name)
+            err_console.print(f"error: {one_line(exc)}", markup=False, highlight=False, soft_wrap=True)
+    if failed:
+        raise DatasetError(f"{len(failed)} of {len(expanded)} dataset(s) cannot be opened (listed above): "
+                           f"{', '.join(failed)}")  # fmt: skip
     ad_hoc = (images, labels, classes)
     if any(v is not None for v in ad_hoc):
         if not all(v is not None for v in ad_hoc):
@@ -244,15 +276,18 @@ def eval_command(
         raise InputError(f"--protocol must be one of {', '.join(PROTOCOLS)}, not {protocol!r}")
     if miou_formula not in MIOU_FORMULAS:
         raise InputError(f"--miou-formula must be one of {', '.join(MIOU_FORMULAS)}, not {miou_formula!r}")
-    options = opt.build_options(templates, synonym_rule, split_synonyms, background_threshold, expand_vocab, tta)
-    cache_dir = opt.text_cache_folder(text_cache, text_cache_dir)
-    datasets = _open_datasets(list(dataset or []), split, images, labels, classes, ignore_value)
-    seen_classes = resolve_classes(seen) if seen is not None else None
+    # what is evaluated is checked before where: a missing weights file is the first thing to hear about
     if (weights is None) == (clip is None):
         raise InputError(
             "give either --weights (a name such as catseg-b16, hf:ORG/REPO/FILE or a file) or --clip MODEL:TAG "
             "(the training-free baseline)"
         )
+    if weights is not None:
+        _check_weights_argument(str(weights))
+    datasets = _open_datasets(list(dataset or []), split, images, labels, classes, ignore_value)
+    seen_classes = resolve_classes(seen) if seen is not None else None
+    options = opt.build_options(templates, synonym_rule, split_synonyms, background_threshold, expand_vocab, tta)
+    cache_dir = opt.text_cache_folder(text_cache, text_cache_dir)
     if clip is not None:
         from infoclip.segmentation.baseline import DenseCLIPBaseline
         from infoclip.segmentation.segmenter import baseline_identity
@@ -311,4 +346,4 @@ def eval_command(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("eval")(eval_command)
+    app.command("eval", epilog=EXAMPLES)(eval_command)

@@ -8,7 +8,12 @@ from typing import Annotated
 
 import typer
 
-from infoclip_cli.app import out_console
+from infoclip_cli.app import examples, out_console
+
+EXAMPLES = examples(
+    "infoclip export runs/b16 -o b16.safetensors",
+    "infoclip export runs/b16/checkpoints/checkpoint_0040000.pt \\\n    -o b16_40k.safetensors",
+)
 
 
 def export_command(
@@ -45,4 +50,4 @@ def export_command(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("export")(export_command)
+    app.command("export", epilog=EXAMPLES)(export_command)

@@ -14,6 +14,7 @@ from infoclip_cli.errors import run_mapped
 #: one module per command (or command group); each defines ``register(app)``
 COMMAND_MODULES: tuple[str, ...] = (
     "infoclip_cli.segment_cmd",
+    "infoclip_cli.demo_cmd",
     "infoclip_cli.train_cmd",
     "infoclip_cli.eval_cmd",
     "infoclip_cli.export_cmd",

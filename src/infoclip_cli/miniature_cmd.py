@@ -16,7 +16,7 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from infoclip_cli.app import err_console, out_console
+from infoclip_cli.app import err_console, examples, out_console
 
 miniature_app = typer.Typer(
     help="The miniature benchmark: a synthetic open-vocabulary world, a tiny CLIP, CAT-Seg vs InfoCLIP.",
@@ -25,6 +25,7 @@ miniature_app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
     rich_markup_mode=None,
+    epilog=examples("infoclip miniature --fast", "infoclip miniature --jobs 2 --output-dir /tmp/miniature"),
 )
 
 
@@ -89,9 +90,13 @@ def miniature_command(
         typer.echo(json.dumps(results, indent=2))
         return
     _print_results(results)
+    out_console.print(f"wrote the data, runs, weights and results to {output_dir}", markup=False, highlight=False,
+                      soft_wrap=True)
 
 
-@miniature_app.command("pretrain-clip")
+@miniature_app.command(
+    "pretrain-clip", epilog=examples("infoclip miniature pretrain-clip -o tiny_clip.safetensors --seconds 600")
+)
 def pretrain_clip_command(
     output: Annotated[Path, typer.Option("--output", "-o", help="Weights file to write (.safetensors, fp16).")],
     seconds: Annotated[Optional[float], typer.Option(help="Time budget (default: the config's pretrain.seconds).")] = None,

@@ -9,18 +9,43 @@ import re
 from collections.abc import Sequence
 from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from infoclip_cli.app import err_console, note, out_console
+from infoclip_cli.app import err_console, examples, note, out_console
 from infoclip_cli import prediction_options as opt
+
+EXAMPLES = examples(
+    'infoclip segment photo.jpg --classes "cat,sofa,floor"   # model: catseg-b16',
+    "infoclip segment photos/ --vocab ade150 --weights catseg-l14 \\\n    -o out/ --save-probs",
+    'infoclip segment photo.jpg -c "cat,sofa" \\\n    --weights model_base.pth   # an official checkpoint, converted once',
+    "infoclip segment photo.jpg --classes @names.txt --clip ViT-B-16:openai",
+)
 
 _GLOB_CHARS = set("*?[")
 _TABLE_ROWS = 10
+
+
+#: --weights and --clip, as every command that runs a segmentation model takes them
+WeightsOption = Annotated[
+    str | None,
+    typer.Option(
+        "--weights", "-w",
+        help="Segmentation weights: a name (`infoclip weights list`; downloaded once), hf:ORG/REPO/FILE[@REV], "
+        "an infoclip .safetensors file or an official checkpoint (converted once). Default: catseg-b16.",
+    ),
+]
+ClipOption = Annotated[
+    str | None,
+    typer.Option(
+        help="No weights: run the training-free dense-CLIP baseline of this CLIP, MODEL:TAG (e.g. ViT-B-16:openai), "
+        "MODEL:/path/to/clip_weights or MODEL:none (random, for testing).",
+    ),
+]
 
 
 class Precision(str, Enum):
@@ -193,21 +218,8 @@ def segment(
     vocab: Annotated[
         str | None, typer.Option(help="A shipped vocabulary instead of --classes: ade150, ade847, coco, pc59, pc459, voc20, voc20b.")
     ] = None,
-    weights: Annotated[
-        str | None,
-        typer.Option(
-            "--weights", "-w",
-            help="Segmentation weights: a name (`infoclip weights list`; downloaded once), hf:ORG/REPO/FILE[@REV], "
-            "an infoclip .safetensors file or an official checkpoint (converted once). Default: catseg-b16.",
-        ),
-    ] = None,
-    clip: Annotated[
-        str | None,
-        typer.Option(
-            help="No weights: run the training-free dense-CLIP baseline of this CLIP, MODEL:TAG (e.g. ViT-B-16:openai), "
-            "MODEL:/path/to/clip_weights or MODEL:none (random, for testing).",
-        ),
-    ] = None,
+    weights: WeightsOption = None,
+    clip: ClipOption = None,
     output_dir: Annotated[Path, typer.Option("--output-dir", "-o", help="Folder for the outputs.")] = Path("segment_output"),
     device: Annotated[str, typer.Option(help="auto (CUDA when available), cpu, cuda, cuda:N or mps.")] = "auto",
     precision: Annotated[
@@ -220,7 +232,9 @@ def segment(
         str | None, typer.Option(help="Prompt template with {} for the class name (default: 'A photo of a {} in the scene').")
     ] = None,
     save_probs: Annotated[
-        bool, typer.Option("--save-probs", help="Also write <stem>_probs.npy: (classes, height, width) probabilities.")
+        bool, typer.Option("--save-probs", help="Also write <stem>_probs.npy: (classes, height, width) scores, "
+                           "float32: 4 bytes per class per pixel (157 MB for 512x512 with 150 classes; --probs-dtype float16 halves it). CAT-Seg's are "
+                           "per-class sigmoid scores: they do not sum to 1 over the classes.")
     ] = False,
     probs_dtype: Annotated[
         str, typer.Option("--probs-dtype", help="dtype of --save-probs files: float32 (default) or float16 (half the size).")
@@ -258,16 +272,6 @@ def segment(
     one table per image. An image that cannot be read, is larger than --max-pixels or does not fit in memory is
     reported by name and skipped while the others run; the exit code is then 1. A warning says when the output
     folder already holds outputs of another run that would mix with this one's.
-
-    Examples:
-
-      infoclip segment photo.jpg --classes "cat,sofa,floor"        (the default model, catseg-b16)
-
-      infoclip segment photos/ --vocab ade150 --weights catseg-l14 -o out/ --save-probs
-
-      infoclip segment photo.jpg -c "cat,sofa" --weights model_base.pth   (official checkpoint, converted once)
-
-      infoclip segment photo.jpg --classes @names.txt --clip ViT-B-16:openai
     """
     # Everything that can be checked without torch is checked first: a usage error answers at once.
     from infoclip.errors import InputError
@@ -275,16 +279,7 @@ def segment(
 
     set_pixel_limit(max_pixels)
     class_names = resolve_classes(classes, vocab)
-    if weights is not None and clip is not None:
-        raise InputError(
-            "give either --weights (segmentation weights: a name, hf:ORG/REPO/FILE or a file) or --clip MODEL:TAG "
-            "(training-free baseline), not both"
-        )
-    if clip is not None and not all(part.strip() for part in clip.partition(":")):
-        raise InputError(
-            f"--clip expects MODEL:TAG such as ViT-B-16:openai (or MODEL:/path/to/weights, or MODEL:none for "
-            f"random weights), got {clip!r}"
-        )
+    check_model_choice(weights, clip)
     if template is not None and template.count("{}") != 1:
         raise InputError(f"--template must contain {{}} exactly once, e.g. 'a photo of a {{}}.', got {template!r}")
     check_device_name(device)
@@ -295,7 +290,7 @@ def segment(
         raise InputError("no image to segment: " + "; ".join(problems))
 
     from infoclip.segmentation.overlay import palette
-    from infoclip.segmentation.segmenter import Segmenter, check_output_dir, check_precision, resolve_device
+    from infoclip.segmentation.segmenter import check_output_dir, check_precision, resolve_device
 
     check_precision(precision.value, resolve_device(device))
     options = opt.build_options(templates, synonym_rule, split_synonyms, background_threshold, expand_vocab, tta)
@@ -320,24 +315,13 @@ def segment(
                 raise InputError(f"{folder / (stem + suffix)} would overwrite an input image; choose another --output-dir")
 
     try:
-        if clip is not None:
-            segmenter = Segmenter.from_clip(clip, device, precision.value, protocol.value, template, options, cache_dir)
-        else:
-            assert weights is not None
-            segmenter = Segmenter.from_pretrained(
-                weights, device, precision.value, protocol.value, template, options, cache_dir, notify=note
-            )
+        segmenter = load_segmenter(
+            weights, clip, device, precision.value, protocol.value, template, options=options, text_cache=cache_dir
+        )
     except BaseException:
         if created and not any(folder.iterdir()):
             folder.rmdir()  # leave no trace of a run that never started
         raise
-    if clip is not None:
-        err_console.print(
-            f"note: no segmentation weights given: this is the training-free dense-CLIP baseline of {clip}",
-            markup=False,
-            highlight=False,
-            soft_wrap=True,
-        )
 
     settings = {"classes": class_names, "weights": segmenter.source, "protocol": protocol.value, "template": segmenter.template,
                 "options": options.describe()}
@@ -359,6 +343,9 @@ def segment(
         for path, stem in zip(paths, stems):
             try:
                 result = segmenter.predict(path, class_names)
+                if save_probs:
+                    size = result.probs.nbytes // (2 if probs_dtype == "float16" else 1)
+                    _announce_probs(progress.console, size, folder / f"{stem}_probs.npy")
                 result.save(
                     folder, stem=stem, save_probs=save_probs, overlay=overlay, alpha=alpha, probs_dtype=probs_dtype,
                     indexed=indexed_png, rle=rle,
@@ -388,6 +375,48 @@ def segment(
     if failures:
         err_console.print(f"error: {len(failures)} input(s) failed (listed above)", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(code=1)
+
+
+#: --save-probs files at least this large are announced before they are written
+LARGE_PROBS_BYTES = 10_000_000
+
+
+def _announce_probs(console: Any, size: int, path: Path) -> None:
+    if size >= LARGE_PROBS_BYTES:
+        console.print(f"note: writing {size / 1e6:.0f} MB of per-class scores to {path}", markup=False,
+                      highlight=False, soft_wrap=True)  # fmt: skip
+
+
+def check_model_choice(weights: str | None, clip: str | None) -> None:
+    """--weights or --clip, not both; --clip as MODEL:TAG (the commands that run a model share these rules)."""
+    from infoclip.errors import InputError
+
+    if weights is not None and clip is not None:
+        raise InputError(
+            "give either --weights (segmentation weights: a name, hf:ORG/REPO/FILE or a file) or --clip MODEL:TAG "
+            "(training-free baseline), not both"
+        )
+    if clip is not None and not all(part.strip() for part in clip.partition(":")):
+        raise InputError(
+            f"--clip expects MODEL:TAG such as ViT-B-16:openai (or MODEL:/path/to/weights, or MODEL:none for "
+            f"random weights), got {clip!r}"
+        )
+
+
+def load_segmenter(
+    weights: str | None, clip: str | None, device: str, precision: str = "fp32", protocol: str = "sliding",
+    template: str | None = None, options=None, text_cache: Path | None = None,  # noqa: ANN001 - SegmentOptions
+):  # noqa: ANN201 - a Segmenter (imported lazily)
+    """The ``Segmenter`` of --clip, or of --weights (default: the announced default model), with its notes."""
+    from infoclip.segmentation.segmenter import Segmenter
+
+    if clip is not None:
+        segmenter = Segmenter.from_clip(clip, device, precision, protocol, template, options, text_cache)
+        note(f"no segmentation weights given: this is the training-free dense-CLIP baseline of {clip}")
+        return segmenter
+    if weights is None:
+        weights = announce_default_weights()
+    return Segmenter.from_pretrained(weights, device, precision, protocol, template, options, text_cache, notify=note)
 
 
 _DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
@@ -456,4 +485,4 @@ def _progress(total: int):  # noqa: ANN202
 
 
 def register(app: typer.Typer) -> None:
-    app.command("segment")(segment)
+    app.command("segment", epilog=EXAMPLES)(segment)

@@ -14,7 +14,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColum
 from rich.progress import TimeRemainingColumn
 from rich.text import Text
 
-from infoclip_cli.app import err_console, out_console
+from infoclip_cli.app import err_console, examples, out_console
+
+EXAMPLES = examples(
+    "infoclip train --config catseg-vit-b16 --output-dir runs/b16",
+    "infoclip train --config catseg-tiny --output-dir runs/try \\\n    --set solver.iterations=200 --set data.train=path/to/kitchens",
+    "infoclip train --output-dir runs/b16 --resume",
+    "torchrun --nproc_per_node 4 -m infoclip_cli train \\\n    --config catseg-vit-b16 --output-dir runs/b16",
+)
 
 _SHORT = {"loss_total": "loss", "loss_task": "task", "loss_compression": "L_c", "loss_distillation": "L_d"}
 
@@ -119,20 +126,49 @@ def train_command(
                      "a name such as catseg-b16, hf:ORG/REPO/FILE, an infoclip .safetensors or an official checkpoint."),
     ] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --output-dir from its last checkpoint.")] = False,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Start again from scratch in a run folder that holds a run (deletes its "
+                           "checkpoints and logs).")
+    ] = False,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show the progress display on stderr.")] = True,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON on stdout.")] = False,
 ) -> None:
-    """Train a model (CAT-Seg + InfoCLIP by default). Multi-GPU: torchrun --nproc_per_node N -m infoclip_cli train ..."""
+    """Train a model (CAT-Seg + InfoCLIP by default).
+
+    The run folder holds the config, log.csv, checkpoints and validation results; one process trains into a
+    folder at a time. Ctrl-C (or SIGTERM) finishes the current iteration, writes a checkpoint and prints the
+    command that resumes the run; a second one stops at once. Multi-GPU: torchrun --nproc_per_node N -m
+    infoclip_cli train ...
+    """
     from infoclip.training import prepare_run_config, train
+    from infoclip.training.interrupt import ImmediateStop, TrainingInterrupted
+    from infoclip.training.run_folder import clear_run
+    from infoclip.training.run_lock import hold
 
     settings = list(overrides or []) + ([f"train.init_weights={weights}"] if weights is not None else [])
-    run_config, changed = prepare_run_config(output_dir, config, adapter, settings, resume)
     main_process = os.environ.get("RANK", "0") == "0"
-    reporter: Any = None
-    if progress and main_process:
-        log_period = int(run_config["train"]["log_period"])
-        reporter = BarProgress() if err_console.is_terminal else LineProgress(log_period)
-    summary = train(run_config, output_dir, resume=resume, progress=reporter, changed_settings=changed)
+    try:
+        with hold(output_dir, enabled=main_process):
+            run_config, changed = prepare_run_config(output_dir, config, adapter, settings, resume, overwrite)
+            if overwrite and main_process:
+                clear_run(output_dir)
+            reporter: Any = None
+            if progress and main_process:
+                log_period = int(run_config["train"]["log_period"])
+                reporter = BarProgress() if err_console.is_terminal else LineProgress(log_period)
+            summary = train(run_config, output_dir, resume=resume, progress=reporter, changed_settings=changed)
+    except TrainingInterrupted as exc:
+        if main_process:
+            _say(f"stopped after iteration {exc.iteration} ({exc.signal_name}); checkpoint: {exc.checkpoint}")
+            _say(f"resume with: {resume_command(output_dir)}")
+        raise SystemExit(exc.exit_code) from None
+    except ImmediateStop as exc:
+        if main_process:
+            from infoclip.training.checkpoint import last_checkpoint
+
+            _say(f"stopped at once ({exc.args[0]}); the last checkpoint is {last_checkpoint(output_dir) or 'none yet'}")
+            _say(f"resume with: {resume_command(output_dir)}")
+        raise SystemExit(128 + exc.signum) from None
     if not main_process:
         return
     result = {
@@ -146,12 +182,30 @@ def train_command(
     if as_json:
         typer.echo(json.dumps(result, indent=2))
         return
-    out_console.print(f"run: {result['run_dir']}  iterations: {result['iterations']}  time: {result['seconds']} s")
-    if result["last_checkpoint"]:
-        out_console.print(f"last checkpoint: {result['last_checkpoint']}")
+    out_console.print(f"iterations: {result['iterations']}  time: {result['seconds']} s", markup=False, highlight=False)
     if result["mIoU"] is not None:
         out_console.print(f"validation mIoU: {result['mIoU']:.2f}")
+    if result["last_checkpoint"]:
+        out_console.print(f"last checkpoint: {result['last_checkpoint']}", markup=False, highlight=False, soft_wrap=True)
+    out_console.print(f"wrote the run to {result['run_dir']}", markup=False, highlight=False, soft_wrap=True)
+
+
+def _say(text: str) -> None:
+    err_console.print(text, markup=False, highlight=False, soft_wrap=True)
+
+
+def resume_command(run_dir: Path) -> str:
+    """The exact command that continues the run in ``run_dir`` (under torchrun when this is a torchrun job)."""
+    import shlex
+
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1:
+        per_node = os.environ.get("LOCAL_WORLD_SIZE", str(world))
+        start = f"torchrun --nproc_per_node {per_node} -m infoclip_cli train"
+    else:
+        start = "infoclip train"
+    return f"{start} --output-dir {shlex.quote(str(run_dir))} --resume"
 
 
 def register(app: typer.Typer) -> None:
-    app.command("train")(train_command)
+    app.command("train", epilog=EXAMPLES)(train_command)

@@ -9,12 +9,12 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from infoclip_cli.app import err_console, note, out_console, typer_factory
+from infoclip_cli.app import err_console, examples, note, out_console, typer_factory
 
 weights_app = typer_factory("Named weights: list them, download them ahead of time.")
 
 
-@weights_app.command("list")
+@weights_app.command("list", epilog=examples("infoclip weights list", "infoclip weights list --json"))
 def list_weights(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
@@ -78,7 +78,9 @@ def list_weights(
     out_console.print(table)
 
 
-@weights_app.command("download")
+@weights_app.command(
+    "download", epilog=examples("infoclip weights download catseg-b16 catseg-l14", "infoclip weights download hf:ORG/REPO/model.safetensors")
+)
 def download_weights(
     names: Annotated[list[str], typer.Argument(help="Names (infoclip weights list) or hf:ORG/REPO/FILE[@REV].")],
 ) -> None:

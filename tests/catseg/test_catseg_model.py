@@ -108,6 +108,19 @@ def test_train_eval_switch_pooling_and_text_cache(tiny_model, images):
     assert not model._text.cache  # entering training drops the cache
 
 
+def test_text_cache_is_kept_per_autocast_dtype(tiny_model):
+    """Embeddings cached under bf16 autocast are bf16: a later fp32 prediction must encode its own."""
+    model = tiny_model.eval()
+    image = torch.rand(3, 40, 40) * 255
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        bf16 = model.encode_classes(CLASSES)
+        model.predict(image, CLASSES, protocol="whole")
+    fp32 = model.encode_classes(CLASSES)
+    assert bf16.dtype == torch.bfloat16 and fp32.dtype == torch.float32
+    probs = model.predict(image, CLASSES, protocol="whole")  # raised "expected Float but found BFloat16"
+    assert probs.shape == (len(CLASSES), 40, 40) and model.encode_classes(CLASSES) is fp32
+
+
 def test_loss_is_official_bce(tiny_model):
     torch.manual_seed(0)
     logits = torch.randn(2, 5, 8, 8, requires_grad=True)

@@ -27,6 +27,7 @@ def test_fast_mode_learns_the_seen_classes(tmp_path):
     result = CliRunner().invoke(app, ["miniature", "--fast", "--output-dir", str(out), "--jobs", "2"])
     assert result.exit_code == 0, result.output
     assert "predictions on unseen classes" in result.output
+    assert "[4/4 jobs done]" in result.output, "the job board reports on stderr"
     results = json.loads((out / "results.json").read_text())
     rows = {row["method"]: row for row in results["rows"]}
     trained = rows["catseg"]["seen"]["mean"]

@@ -122,7 +122,7 @@ def test_a_failed_save_leaves_nothing_behind(tmp_path, monkeypatch):
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(result, "overlay", broken_overlay)
-    with pytest.raises(InputError, match="No space left on device"):
+    with pytest.raises(InputError, match="no space left on the device holding"):
         result.save(tmp_path, save_probs=True)
     assert list(tmp_path.iterdir()) == []  # neither the label map written before, nor temporary files
 

@@ -1,5 +1,5 @@
 """Machine-readable outputs: per-class statistics, COCO RLE (decoded by pycocotools), indexed PNG, float16
-probabilities with the large-file warning, ``to_hf()``."""
+probabilities, ``to_hf()``."""
 
 from __future__ import annotations
 
@@ -81,17 +81,13 @@ def test_indexed_png_keeps_the_values_and_carries_the_palette(tmp_path):
     assert tuple(colours[255]) == (128, 128, 128)
 
 
-def test_float16_probs_and_the_large_file_warning(tmp_path, monkeypatch):
-    from infoclip.segmentation import outputs
-
+def test_float16_probs(tmp_path):
     result = _result(_labels())
     files = result.save(tmp_path, save_probs=True, probs_dtype="float16")
     stored = np.load(files["probs"])
     assert stored.dtype == np.float16 and stored.shape == (3, 6, 8)
     np.testing.assert_allclose(stored, result.probs, atol=1e-3)
-    monkeypatch.setattr(outputs, "LARGE_PROBS_BYTES", 100)
-    with pytest.warns(outputs.LargeOutputWarning, match="3 classes at 8x6 take .* MB.*float16 halves it"):
-        result.save(tmp_path / "big", save_probs=True)
+    assert np.load(result.save(tmp_path / "full", save_probs=True)["probs"]).dtype == np.float32
 
 
 def test_to_hf_is_the_transformers_pipeline_form():

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from infoclip_cli.main import main
 
 CLASSES = ["cat", "dog", "sofa", "sky", "grass"]
 
@@ -38,3 +42,30 @@ def tiny_dataset(tmp_path_factory) -> Path:
     from infoclip.data.synthetic import write_custom_dataset
 
     return write_custom_dataset(tmp_path_factory.mktemp("data") / "toyroom", CLASSES, num_images=4, base_size=(40, 56))
+
+
+@dataclass
+class Ran:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture
+def cli(monkeypatch, capsys):
+    """``cli(args) -> Ran``: run ``infoclip ARGS`` as the console script does, errors mapped to exit codes."""
+    monkeypatch.delenv("INFOCLIP_DEBUG", raising=False)
+
+    def run(args: list[str]) -> Ran:
+        monkeypatch.setattr(sys, "argv", ["infoclip", *args])
+        code = 0
+        try:
+            main()
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+        out, err = capsys.readouterr()
+        return Ran(code, out, err)
+
+    return run
+
+

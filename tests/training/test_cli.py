@@ -3,41 +3,13 @@
 from __future__ import annotations
 
 import json
-import sys
-from dataclasses import dataclass
 
 import pytest
 import yaml
 
 from infoclip.training.run_log import read_csv
-from infoclip_cli.main import main
 
-from .conftest import tiny_overrides
-
-
-@dataclass
-class Ran:
-    exit_code: int
-    stdout: str
-    stderr: str
-
-
-@pytest.fixture
-def cli(monkeypatch, capsys):
-    """``cli(args) -> Ran``: run ``infoclip ARGS`` as the console script does, errors mapped to exit codes."""
-    monkeypatch.delenv("INFOCLIP_DEBUG", raising=False)
-
-    def run(args: list[str]) -> Ran:
-        monkeypatch.setattr(sys, "argv", ["infoclip", *args])
-        code = 0
-        try:
-            main()
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 1
-        out, err = capsys.readouterr()
-        return Ran(code, out, err)
-
-    return run
+from .conftest import cli, tiny_overrides  # noqa: F401 (cli is a fixture)
 
 
 def _sets(overrides):

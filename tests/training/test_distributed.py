@@ -85,4 +85,4 @@ def test_torchrun_end_to_end(tmp_path, tiny_dataset):
 
     data = read_checkpoint(run)
     assert data["world_size"] == 2 and len(data["rng"]) == 2
-    assert done.stdout.count("run:") == 1, "only rank 0 prints the summary"
+    assert done.stdout.count("wrote the run to") == 1, "only rank 0 prints the summary"

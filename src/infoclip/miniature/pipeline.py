@@ -39,6 +39,7 @@ from infoclip.config import apply_overrides, load_config, save_config
 from infoclip.errors import ConfigError, InfoclipError, TrainingError
 from infoclip.io_utils import atomic_write_text
 from infoclip.miniature import tiny_clip
+from infoclip.miniature.job_progress import JobProgress
 from infoclip.miniature.pretrain import PretrainSettings
 from infoclip.miniature.world import WorldSpec
 
@@ -148,6 +149,7 @@ class Miniature:
         self.output_dir = Path(output_dir)
         self.jobs = jobs
         self.log = log
+        self.board: JobProgress | None = None  # set while the jobs run
         self.test_dir = self.output_dir / "data" / "test"
         self.train_dir = self.output_dir / "data" / "train"
 
@@ -182,8 +184,13 @@ class Miniature:
         ])  # fmt: skip
         return save_config(run, self.output_dir / "configs" / "run.yaml")
 
+    def _phase(self, name: str, what: str) -> None:
+        if self.board is not None:
+            self.board.phase(name, what)
+
     def evaluate(self, weights_args: Sequence[str], name: str) -> dict[str, float]:
         out = self.output_dir / "eval" / name
+        self._phase(name, "eval")
         _cli(
             ["eval", *weights_args, "--dataset", self.test_dir, "--protocol", self.config.protocol,
              "--device", "cpu", "--output-dir", out],
@@ -221,15 +228,27 @@ class Miniature:
         name = f"{method}-seed{seed}"
         run_dir = self.output_dir / "runs" / name
         sets = [x for o in [*overrides, f"train.seed={seed}"] for x in ("--set", o)]
+        self._phase(name, "train")
         _cli(["train", "--config", run_config, "--output-dir", run_dir, *sets, "--no-progress", "--json"],
              self.output_dir / "logs" / f"train-{name}.log")
         weights = self.output_dir / "weights" / f"{name}.safetensors"
+        self._phase(name, "export")
         _cli(["export", run_dir, "--output", weights, "--force", "--json"], self.output_dir / "logs" / f"export-{name}.log")
         metrics = self.evaluate(["--weights", weights], name)
         job = Job(method, seed, weights, metrics, time.monotonic() - start)
         self.log(f"{name}: seen {metrics['seen']:.1f} unseen {metrics['unseen']:.1f} hIoU {metrics['hIoU']:.1f} "
                  f"({job.seconds:.0f}s)")
+        if self.board is not None:
+            self.board.finished(name)
         return job
+
+    def _reference(self, method: str, name: str, score: Callable[[], dict[str, float]]) -> Job:
+        """A reference row (no training) as a job of the board: ``score()`` builds and evaluates it."""
+        self._phase(name, "prepare")
+        metrics = score()
+        if self.board is not None:
+            self.board.finished(name)
+        return Job(method, None, None, metrics)
 
     # --- the whole run ---------------------------------------------------------------------------------
     def run(self, pretrain: bool = False) -> dict[str, Any]:
@@ -249,11 +268,19 @@ class Miniature:
             base = self.config.methods.get("infoclip-batch", [])
             for name, overrides in self.config.ablation.items():
                 tasks.append(lambda n=name, o=[*base, *overrides]: self.train_and_evaluate(run_config, n, o, self.seeds[0]))
-        tasks.append(lambda: Job(UNTRAINED, None, None, self.evaluate(["--weights", self.untrained_weights(run_config)], "untrained")))
-        tasks.append(lambda: Job(TRAINING_FREE, None, None, self.evaluate_training_free(clip)))
-        self.log(f"{len(tasks)} jobs, {self.jobs} at a time")
-        with concurrent.futures.ThreadPoolExecutor(max_workers=self.jobs) as pool:
-            jobs = [f.result() for f in [pool.submit(fn) for fn in tasks]]
+        untrained = lambda: self.evaluate(["--weights", self.untrained_weights(run_config)], "untrained")  # noqa: E731
+        tasks.append(lambda: self._reference(UNTRAINED, "untrained", untrained))
+        tasks.append(lambda: self._reference(TRAINING_FREE, "training-free", lambda: self.evaluate_training_free(clip)))
+        self.log(f"{len(tasks)} jobs, {self.jobs} at a time (progress every 15 s; each job's output in "
+                 f"{self.output_dir / 'logs'})")  # fmt: skip
+        with JobProgress(len(tasks), self.jobs, self.log) as board, concurrent.futures.ThreadPoolExecutor(
+            max_workers=self.jobs
+        ) as pool:
+            self.board = board
+            try:
+                jobs = [f.result() for f in [pool.submit(fn) for fn in tasks]]
+            finally:
+                self.board = None
         results = summarize(jobs, self.config, self.mode, self.seeds, time.monotonic() - wall, clip)
         atomic_write_text(self.output_dir / "results.json", json.dumps(results, indent=2) + "\n")
         atomic_write_text(self.output_dir / "results.md", results_markdown(results))

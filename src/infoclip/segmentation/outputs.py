@@ -9,17 +9,15 @@ and the transformers-pipeline form.
   ``category_id`` is the class index (background pixels are left out, as detectron2 leaves out ignored ones);
 * ``save_indexed_png``: the label map as a palette PNG (mode ``P``) with the overlay's colours: the pixel values are
   the class indices (as in the plain PNG) and image viewers show colours; at most 256 entries;
-* ``save_probs``: the (C, H, W) scores as ``.npy``, float32 or float16 (half the size), with a
-  ``LargeOutputWarning`` above ``LARGE_PROBS_BYTES`` per file;
+* ``save_probs``: the (C, H, W) scores as ``.npy``, float32 or float16 (half the size; ``infoclip segment``
+  notes large probability files before writing them);
 * ``to_hf``: ``[{"label", "score", "mask"}]`` as transformers' image-segmentation pipelines return.
 """
 
 from __future__ import annotations
 
 import os
-import warnings
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -27,16 +25,10 @@ import numpy as np
 from infoclip.errors import InputError
 
 PROBS_DTYPES: tuple[str, ...] = ("float32", "float16")
-#: a probability file above this many bytes gets a warning (847 classes at 640x480 in float32: ~1 GB)
-LARGE_PROBS_BYTES = 256 * 1024**2
 #: palette PNGs hold at most this many colours
 MAX_INDEXED_CLASSES = 256
 #: the overlay and palette colour of background pixels
 BACKGROUND_GREY = (128, 128, 128)
-
-
-class LargeOutputWarning(UserWarning):
-    """An output file is large (probabilities of many classes at full resolution)."""
 
 
 def class_statistics(scores: np.ndarray, labels: np.ndarray, classes: Sequence[str]) -> list[dict[str, Any]]:
@@ -104,23 +96,10 @@ def save_indexed_png(path: str | os.PathLike[str], label_map: np.ndarray, colour
     image.save(path, format="PNG")
 
 
-def probs_bytes(shape: Sequence[int], dtype: str) -> int:
-    return int(np.prod(shape)) * np.dtype(dtype).itemsize
-
-
 def save_probs(path: str | os.PathLike[str], probs: np.ndarray, dtype: str = "float32") -> None:
-    """Write (C, H, W) scores as ``.npy`` in ``dtype`` (float32 or float16), warning when the file is large."""
+    """Write (C, H, W) scores as ``.npy`` in ``dtype`` (float32 or float16)."""
     if dtype not in PROBS_DTYPES:
         raise InputError(f"unknown probability dtype {dtype!r}; choose one of {', '.join(PROBS_DTYPES)}")
-    size = probs_bytes(probs.shape, dtype)
-    if size > LARGE_PROBS_BYTES:
-        hint = " (float16 halves it)" if dtype == "float32" else ""
-        warnings.warn(
-            f"{Path(path).name}: probabilities of {probs.shape[0]} classes at {probs.shape[2]}x{probs.shape[1]} "
-            f"take {size / 1024**2:.0f} MB{hint}",
-            LargeOutputWarning,
-            stacklevel=2,
-        )
     with open(path, "wb") as handle:  # a file object: np.save(path) would append ".npy" to a temporary name
         np.save(handle, np.ascontiguousarray(probs, dtype=dtype))
 

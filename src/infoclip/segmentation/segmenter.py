@@ -203,7 +203,7 @@ class SegmentationResult:
     def overlay(self, alpha: float = 0.5) -> Any:
         """The class colours over the image with a legend (class colour, name, share): a ``PIL.Image`` (RGB);
         background pixels are grey."""
-        caption = self.source if self.is_baseline else None
+        caption = baseline_caption(self.source) if self.is_baseline else None
         if (self.labels >= 0).all():
             return draw_overlay(self.image, self.labels, self.classes, alpha=alpha, caption=caption).image
         labels = np.where(self.labels < 0, len(self.classes), self.labels)
@@ -273,7 +273,7 @@ class SegmentationResult:
         * ``<stem>_overlay.png``: the overlay with its legend (unless ``overlay=False``);
         * ``<stem>.json``: ``summary()`` plus the names of the files written;
         * ``<stem>_probs.npy``: (T, H, W) probabilities in ``probs_dtype`` (float32 or float16; only with
-          ``save_probs=True``; a ``LargeOutputWarning`` when the file is large);
+          ``save_probs=True``);
         * with ``indexed=True`` the label map is a palette PNG (same values, the overlay's colours; <= 256 classes);
         * ``<stem>_rle.json``: detectron2 ``sem_seg_predictions.json`` records (only with ``rle=True``).
 
@@ -334,6 +334,15 @@ class SegmentationResult:
 BASELINE_PREFIX = "training-free baseline: "
 #: the ``shares`` key of background pixels
 BACKGROUND_KEY = "(background)"
+
+
+def baseline_caption(source: str) -> str:
+    """The overlay footer of a training-free run: the CLIP's name and tag, never a weights file's path (a long
+    path would widen the picture to its own length)."""
+    name, _, tag = source.removeprefix(BASELINE_PREFIX).partition(":")
+    if os.sep in tag or "/" in tag or Path(tag).suffix:
+        return f"{BASELINE_PREFIX}{name} (local weights {Path(tag).name})"
+    return f"{BASELINE_PREFIX}{name}:{tag}" if tag else f"{BASELINE_PREFIX}{name}"
 
 
 class Segmenter:

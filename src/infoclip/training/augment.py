@@ -64,7 +64,8 @@ def resize_shortest_edge(
     new_h, new_w = shortest_edge_size(height, width, min_size, max_size)
     if (new_h, new_w) == (height, width):
         return image, label
-    resized = np.asarray(Image.fromarray(image).resize((new_w, new_h), Image.BILINEAR))
+    # np.array, not np.asarray: PIL's buffer is read-only, and torch.from_numpy warns on read-only arrays.
+    resized = np.array(Image.fromarray(image).resize((new_w, new_h), Image.BILINEAR))
     return resized, resize_label_nearest(label, new_h, new_w)
 
 

@@ -80,9 +80,16 @@ def write_checkpoint(run_dir: str | os.PathLike[str], iteration: int, payload: M
     run_dir = Path(run_dir)
     relative = Path(CHECKPOINT_DIR) / checkpoint_name(iteration)
     data = {"format": FORMAT, "version": __version__, "iteration": int(iteration), **payload}
-    path = atomic_write(run_dir / relative, lambda tmp: torch.save(data, tmp))
+    path = atomic_write(run_dir / relative, lambda tmp: _torch_save(data, tmp))
     atomic_write_text(run_dir / POINTER, relative.as_posix() + "\n")
     return path
+
+
+def _torch_save(data: Mapping[str, Any], path: Path) -> None:
+    # Through a file object this function owns: given a path, torch's writer keeps its file open when a write
+    # fails (a full disk), and the removed temporary file would go on taking the space the run needs next.
+    with path.open("wb") as f:
+        torch.save(data, f)
 
 
 def list_checkpoints(run_dir: str | os.PathLike[str]) -> list[tuple[int, Path]]:

@@ -13,6 +13,7 @@ number of processes, accumulation steps or loader workers, and resuming at itera
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +24,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from infoclip.errors import ConfigError, DatasetError
 from infoclip.training.augment import TrainAugmentation
+from infoclip.training.interrupt import ignore_in_worker
 
 _ORDER_STREAM = 0
 _AUGMENT_STREAM = 1
@@ -145,4 +147,19 @@ def build_train_loader(
         persistent_workers=num_workers > 0,
         # Its own generator: creating the loader's iterator must not draw from the global RNG (exact resume).
         generator=torch.Generator().manual_seed(seed),
+        worker_init_fn=ignore_in_worker if num_workers > 0 else None,
     )
+
+
+def available_cpus() -> int:
+    """CPUs this process may run on (its affinity mask: what ``taskset``, cgroups cpusets or Slurm allow)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # macOS and Windows have no affinity mask
+        return os.cpu_count() or 1
+
+
+def worker_count(requested: int) -> int:
+    """Loader workers for a ``data.num_workers`` request: at most one per available CPU (more only contend, and
+    torch warns about them)."""
+    return max(0, min(int(requested), available_cpus()))

@@ -24,6 +24,7 @@ import json
 import logging
 import math
 import os
+import sys
 import time
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
@@ -37,21 +38,20 @@ from torch import nn
 
 from infoclip.adapters.contract import CLIP_PART, OVSSModel
 from infoclip.config import apply_overrides, load_config, save_config
-from infoclip.errors import AdapterError, CheckpointError, ConfigError, DatasetError, TrainingError
+from infoclip.errors import AdapterError, CheckpointError, ConfigError, DatasetError, DiskFullError, TrainingError
 from infoclip.training import checkpoint as ckpt
+from infoclip.training import run_lock
 from infoclip.training.augment import TrainAugmentation
-from infoclip.training.data_stream import StreamLayout, build_train_loader
+from infoclip.training.data_stream import StreamLayout, build_train_loader, worker_count
 from infoclip.training.distributed import DistContext, init_distributed
+from infoclip.training.interrupt import GracefulStop, ImmediateStop, TrainingInterrupted, agreed_stop, stop_notice
 from infoclip.training.optim import build_optimizer, build_scheduler, clip_full_model, recipe_param_groups
 from infoclip.training.run_config import changed_keys, resolve_run_config, validate_run_config
+from infoclip.training.run_folder import CONFIG_FILE, METRICS_FILE, SUMMARY_FILE, VAL_DIR, holds_run
 from infoclip.training.run_log import TRAIN_LOG, VAL_LOG, CsvLog, TensorBoardLog, plot_curves
 
 logger = logging.getLogger("infoclip.training")
 
-CONFIG_FILE = "config.yaml"
-SUMMARY_FILE = "summary.json"
-VAL_DIR = "val"
-METRICS_FILE = "metrics.json"
 LOSS_TERMS = ("total", "task", "compression", "distillation")
 
 
@@ -80,27 +80,37 @@ def prepare_run_config(
     adapter: str | None = None,
     overrides: Sequence[str] = (),
     resume: bool = False,
+    overwrite: bool = False,
 ) -> tuple[dict[str, Any], list[str]]:
     """The config a run will use, and the dotted keys a resume changes relative to the saved one.
 
-    * fresh run: ``resolve_run_config(config, adapter, overrides)``; refused if ``run_dir`` already holds a run;
+    * fresh run: ``resolve_run_config(config, adapter, overrides)``; refused if ``run_dir`` already holds a run,
+      unless ``overwrite`` (the caller then clears the folder: ``run_folder.clear_run``);
     * ``resume``: the run's saved ``config.yaml`` with ``overrides`` applied; ``config``, if given, must resolve
-      to the same thing. A run folder without a saved config starts fresh (``config`` is then required).
+      to the same thing. Refused if the folder holds no checkpoint to resume from.
     """
     run_dir = Path(run_dir)
     saved_path = run_dir / CONFIG_FILE
+    if resume and overwrite:
+        raise ConfigError("--resume continues a run and --overwrite starts it again from scratch; pass one of them")
     if not resume:
-        if saved_path.exists() or (run_dir / ckpt.POINTER).exists():
+        if holds_run(run_dir) and not overwrite:
             raise ConfigError(
-                f"{run_dir} already holds a training run; pass --resume to continue it or choose another --output-dir"
+                f"{run_dir} already holds a training run; pass --resume to continue it, --overwrite to start it "
+                "again from scratch, or choose another --output-dir"
             )
         if config is None:
             raise ConfigError("--config is required for a new run (a YAML file or a preset such as catseg-vit-b16)")
         return resolve_run_config(config, adapter, overrides), []
+    if ckpt.last_checkpoint(run_dir) is None:
+        if holds_run(run_dir):
+            raise CheckpointError(
+                f"nothing to resume: {run_dir} holds a run that stopped before its first checkpoint; "
+                "start it again with --overwrite"
+            )
+        raise CheckpointError(f"nothing to resume: {run_dir} holds no training checkpoint; start the run without --resume")
     if not saved_path.is_file():
-        if config is None:
-            raise ConfigError(f"{run_dir} has no {CONFIG_FILE} to resume from; pass --config to start the run")
-        return resolve_run_config(config, adapter, overrides), []
+        raise CheckpointError(f"{run_dir} has a checkpoint but no {CONFIG_FILE}; restore it or start a new run")
     saved = load_config(saved_path)
     if adapter is not None and saved.get("adapter") != adapter:
         raise ConfigError(f"--adapter {adapter} does not match the resumed run's adapter {saved.get('adapter')}")
@@ -271,6 +281,7 @@ class TrainSummary:
     last_losses: dict[str, float] = field(default_factory=dict)
     final_metrics: dict[str, Any] | None = None
     seconds: float = 0.0
+    stopped: str | None = None
 
 
 class Trainer:
@@ -279,9 +290,10 @@ class Trainer:
     Args:
         config: a resolved run config (``prepare_run_config`` / ``resolve_run_config``).
         run_dir: the run folder; created if missing.
-        resume: continue from ``run_dir``'s last checkpoint if there is one.
+        resume: continue from ``run_dir``'s last checkpoint (``CheckpointError`` if it has none).
         progress: user-interface callbacks, used on rank 0 only.
         dist_context: process placement; by default read from torchrun's environment.
+        stop: the stop-signal flag ``train`` checks at every iteration boundary (``interrupt.GracefulStop``).
     """
 
     def __init__(
@@ -291,11 +303,13 @@ class Trainer:
         resume: bool = False,
         progress: TrainingProgress | None = None,
         dist_context: DistContext | None = None,
+        stop: GracefulStop | None = None,
     ) -> None:
         self.config = json.loads(json.dumps(config))
         validate_run_config(self.config)
         self.run_dir = Path(run_dir)
         self.progress = progress
+        self.stop = stop
         self.ctx = dist_context or init_distributed(self.config["train"]["device"])
         self.device = self.ctx.device
         train_cfg, solver = self.config["train"], self.config["solver"]
@@ -312,16 +326,21 @@ class Trainer:
         self._build_optimizer()
         self.start_iter = 0
         self.last_checkpoint: Path | None = None
+        self._checkpointed_at: int | None = None
         if resume:
             self._resume()
         self._seed_for_training()
+        requested = int(self.config["data"]["num_workers"])
+        self.num_workers = worker_count(requested)
+        if self.num_workers < requested and self.ctx.is_main:
+            self._note(f"data.num_workers {requested} capped at {self.num_workers}, the CPUs this process may use")
         self.loader = build_train_loader(
             self.train_set,
             TrainAugmentation.from_config(self.config["data"]),
             self.layout,
             seed=int(train_cfg["seed"]),
             start_iteration=self.start_iter,
-            num_workers=int(self.config["data"]["num_workers"]),
+            num_workers=self.num_workers,
             pin_memory=self.device.type == "cuda",
         )
         self._batches: Iterator[tuple[torch.Tensor, torch.Tensor]] | None = None
@@ -444,7 +463,7 @@ class Trainer:
     def _resume(self) -> None:
         found = ckpt.last_checkpoint(self.run_dir)
         if found is None:
-            return
+            raise CheckpointError(f"nothing to resume: {self.run_dir} holds no training checkpoint")
         data = ckpt.read_checkpoint(found, map_location="cpu")
         from infoclip.weights import load_state_strict
 
@@ -484,9 +503,15 @@ class Trainer:
                        "data order is unchanged, other random states are reseeded")  # fmt: skip
         self.start_iter = int(data["iteration"])
         self.last_checkpoint = found
+        self._checkpointed_at = self.start_iter
 
     def save_checkpoint(self) -> Path | None:
-        """Write the checkpoint of the current iteration (rank 0 writes; every rank must call this)."""
+        """Write the checkpoint of the current iteration (rank 0 writes; every rank must call this).
+
+        Refused with ``TrainingError`` when a weight is NaN or inf (the weights are the same on every rank, so
+        every rank refuses): the last good checkpoint stays the last one.
+        """
+        self._check_finite_weights()
         rng = self.ctx.gather_objects(ckpt.capture_rng_state())
         path = None
         if self.ctx.is_main:
@@ -507,6 +532,7 @@ class Trainer:
             path = ckpt.write_checkpoint(self.run_dir, self.iteration, payload)
             ckpt.prune_checkpoints(self.run_dir, self.config["train"]["keep_checkpoints"])
             self.last_checkpoint = path
+        self._checkpointed_at = self.iteration
         self.ctx.barrier()
         return path
 
@@ -574,6 +600,40 @@ class Trainer:
             data_seconds=data_seconds,
             forward_seconds=forward_seconds,
             backward_seconds=backward_seconds,
+        )
+
+    def _check_finite_weights(self) -> None:
+        from infoclip.weights import first_non_finite
+
+        states = [("", self.model.state_dict())]
+        if self.objective is not None:
+            states.append(("lpam.", self.objective.lpam.state_dict()))
+        for prefix, state in states:
+            bad = first_non_finite(state)
+            if bad is not None:
+                raise TrainingError(
+                    f"iteration {self.iteration}: parameter {prefix}{bad[0]} holds {bad[1]} non-finite values "
+                    f"(NaN or inf); no checkpoint written; {self._last_good()}"
+                )
+
+    def _last_good(self) -> str:
+        if self.last_checkpoint is not None:
+            return f"the last good checkpoint is {self.last_checkpoint}"
+        return "no checkpoint was written yet"
+
+    def _stop_on_signal(self, signum: int) -> None:
+        """Checkpoint the finished iterations (unless that just happened) and raise ``TrainingInterrupted``."""
+        import signal
+
+        if self._checkpointed_at != self.iteration:
+            self.save_checkpoint()
+        name = signal.Signals(signum).name
+        raise TrainingInterrupted(
+            f"training stopped by {name} after iteration {self.iteration} of {self.max_iter}; "
+            f"checkpoint {self.last_checkpoint}; resume the run to continue",
+            signum=signum,
+            iteration=self.iteration,
+            checkpoint=self.last_checkpoint,
         )
 
     def _kept_message(self) -> str:
@@ -670,6 +730,8 @@ class Trainer:
         eval_period = int(train_cfg["eval_period"])
         last: StepResult | None = None
         final_metrics = None
+        stopped: str | None = None
+        immediate = False
         try:
             while self.iteration < self.max_iter:
                 last = self.run_step()
@@ -694,30 +756,62 @@ class Trainer:
                         self._note(f"validation at {done}: mIoU {result.miou:.2f} on {result.num_images} images")
                         if tensorboard is not None:
                             tensorboard.scalars(done, {"mIoU": result.miou}, prefix="val/")
-                        plot_curves(self.run_dir, title=self.run_dir.name)
+                        self._plot()
+                signum = agreed_stop(self.stop, self.ctx)
+                if signum is not None:
+                    self._stop_on_signal(signum)
+        except DiskFullError as exc:
+            error = TrainingError(f"{exc}; {self._last_good()}")
+            stopped = str(error)
+            raise error from exc
+        except ImmediateStop as exc:
+            stopped, immediate = f"stopped at once by a second {exc}; {self._last_good()}", True
+            raise
+        except BaseException as exc:  # whatever ends the run early, summary.json says so
+            stopped = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise
         finally:
+            summary = TrainSummary(
+                run_dir=self.run_dir,
+                iterations=self.iteration,
+                last_checkpoint=self.last_checkpoint,
+                last_losses=dict(last.losses) if last is not None else {},
+                final_metrics=final_metrics,
+                seconds=time.perf_counter() - started,
+                stopped=stopped,
+            )
             if self.ctx.is_main:
-                if (self.run_dir / TRAIN_LOG).is_file():
-                    plot_curves(self.run_dir, title=self.run_dir.name)
-                if tensorboard is not None:
-                    tensorboard.close()
-                if self.progress is not None:
-                    self.progress.close()
-        summary = TrainSummary(
-            run_dir=self.run_dir,
-            iterations=self.iteration,
-            last_checkpoint=self.last_checkpoint,
-            last_losses=dict(last.losses) if last is not None else {},
-            final_metrics=final_metrics,
-            seconds=time.perf_counter() - started,
-        )
-        if self.ctx.is_main:
-            from infoclip.io_utils import atomic_write_text
-
-            if final_metrics is not None:
-                atomic_write_text(self.run_dir / METRICS_FILE, json.dumps(final_metrics, indent=2) + "\n")
-            atomic_write_text(self.run_dir / SUMMARY_FILE, json.dumps(_summary_json(summary, self), indent=2) + "\n")
+                self._close_run_files(summary, tensorboard, redraw=not immediate)
         return summary
+
+    def _plot(self) -> None:
+        why = f"validation off: {self.val_skipped}" if self.val_skipped else "no validation yet"
+        plot_curves(self.run_dir, title=self.run_dir.name, no_validation=why)
+
+    def _close_run_files(self, summary: TrainSummary, tensorboard: TensorBoardLog | None, redraw: bool) -> None:
+        """End of a run, finished or not: the plot, the TensorBoard writer, the progress display, the summary.
+
+        Each step is attempted even on a full disk (a failed write there must not hide why the run stopped);
+        ``summary.json`` then describes the iterations that finished.
+        """
+        from infoclip.io_utils import atomic_write_text
+
+        def attempt(write: Callable[[], object]) -> None:
+            try:
+                write()
+            except DiskFullError as exc:
+                logger.warning("%s", exc)
+
+        if redraw and (self.run_dir / TRAIN_LOG).is_file():
+            attempt(self._plot)
+        if tensorboard is not None:
+            attempt(tensorboard.close)
+        if self.progress is not None:
+            self.progress.close()
+        if summary.final_metrics is not None and summary.stopped is None:
+            attempt(lambda: atomic_write_text(self.run_dir / METRICS_FILE, json.dumps(summary.final_metrics, indent=2) + "\n"))
+        text = json.dumps(_summary_json(summary, self), indent=2) + "\n"
+        attempt(lambda: atomic_write_text(self.run_dir / SUMMARY_FILE, text))
 
 
 def _summary_json(summary: TrainSummary, trainer: Trainer) -> dict[str, Any]:
@@ -728,6 +822,7 @@ def _summary_json(summary: TrainSummary, trainer: Trainer) -> dict[str, Any]:
         "last_losses": summary.last_losses,
         "mIoU": summary.final_metrics.get("mIoU") if summary.final_metrics else None,
         "seconds": round(summary.seconds, 3),
+        "stopped": summary.stopped,
         "processes": trainer.ctx.world_size,
         "device": str(trainer.device),
         "peak_gpu_memory_bytes": peak,
@@ -747,8 +842,16 @@ def train(
     Under ``torchrun`` every process calls this with the same arguments; rank 0 writes the run folder.
     """
     ctx = init_distributed(config["train"]["device"])
+
+    def on_first(name: str) -> None:
+        if progress is not None and ctx.is_main:
+            progress.note(stop_notice(name))
+        elif ctx.is_main:
+            print(stop_notice(name), file=sys.stderr, flush=True)
+
     try:
-        trainer = Trainer(config, run_dir, resume=resume, progress=progress, dist_context=ctx)
-        return trainer.train(changed_settings)
+        with run_lock.hold(run_dir, enabled=ctx.is_main), GracefulStop(on_first) as stop:
+            trainer = Trainer(config, run_dir, resume=resume, progress=progress, dist_context=ctx, stop=stop)
+            return trainer.train(changed_settings)
     finally:
         ctx.shutdown()

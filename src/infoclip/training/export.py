@@ -36,7 +36,7 @@ def export_checkpoint(
         InputError: ``output`` exists and ``force`` is false, or does not end in ``.safetensors``.
     """
     from infoclip.adapters import get_adapter
-    from infoclip.weights import WeightsMeta, load_state_strict, save_weights
+    from infoclip.weights import WeightsMeta, first_non_finite, load_state_strict, save_weights
 
     output = Path(output)
     if output.suffix != ".safetensors":
@@ -64,6 +64,12 @@ def export_checkpoint(
         source=f"infoclip export {run.name}@{iteration}",
     )
     weights = model.inference_state_dict()
+    bad = first_non_finite(weights)
+    if bad is not None:
+        raise CheckpointError(
+            f"{path} (iteration {iteration}) holds non-finite weights: {bad[0]} has {bad[1]} NaN/inf values; "
+            "nothing exported; export an earlier checkpoint of the run"
+        )
     save_weights(output, weights, meta)
     summary: dict[str, Any] = {
         "adapter": adapter.name,

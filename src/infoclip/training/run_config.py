@@ -9,13 +9,14 @@ The ``model`` section belongs to the adapter and is checked by the adapter when 
 from __future__ import annotations
 
 import difflib
+import math
 import os
 from collections.abc import Mapping, Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from infoclip.config import apply_overrides, deep_merge, load_config, yaml_load
+from infoclip.config import apply_overrides, deep_merge, find_leaf, load_config, yaml_load
 from infoclip.errors import ConfigError
 
 #: the sections the training engine owns (their keys are fixed by defaults.yaml)
@@ -102,7 +103,8 @@ def _is_int(value: Any) -> bool:
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+    """A finite int or float: no setting of a run takes infinity or NaN (YAML reads ``.inf`` and ``.nan``)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def validate_run_config(config: Mapping[str, Any]) -> None:
@@ -111,6 +113,19 @@ def validate_run_config(config: Mapping[str, Any]) -> None:
 
     def fail(key: str, what: str) -> None:
         raise ConfigError(f"{key} must be {what}, got {get(config, key)!r}")
+
+    # No setting of a run (the adapter's `model` section included) means anything with infinity or NaN.
+    bad: list[float] = []
+
+    def non_finite(leaf: Any) -> bool:
+        if isinstance(leaf, float) and not math.isfinite(leaf):
+            bad.append(leaf)
+            return True
+        return False
+
+    where = find_leaf(config, non_finite)
+    if where is not None:
+        raise ConfigError(f"{where.lstrip('.')} must be a finite number, got {bad[0]!r}")
 
     for key, choices in _CHOICES.items():
         if get(config, key) not in choices:
@@ -126,7 +141,7 @@ def validate_run_config(config: Mapping[str, Any]) -> None:
     for key in _NON_NEGATIVE_FLOATS:
         value = get(config, key)
         if not _is_number(value) or value < 0:
-            fail(key, "a number >= 0")
+            fail(key, "a finite number >= 0")
     for key in _BOOLS:
         if not isinstance(get(config, key), bool):
             fail(key, "true or false")
@@ -135,18 +150,18 @@ def validate_run_config(config: Mapping[str, Any]) -> None:
         fail("train.init_weights", "null or weights (a name such as catseg-b16, hf:ORG/REPO/FILE, or a file path)")
     alpha = get(config, "infoclip.alpha")
     if not _is_number(alpha) or alpha <= 0 or alpha == 1:
-        fail("infoclip.alpha", "a number > 0 other than 1 (Rényi order)")
+        fail("infoclip.alpha", "a finite number > 0 other than 1 (Rényi order)")
     area = get(config, "data.crop_max_category_area")
     if not _is_number(area) or not 0 < area <= 1:
         fail("data.crop_max_category_area", "a number in (0, 1]")
     sigma = get(config, "infoclip.sigma")
     gaussian = get(config, "infoclip.kernel") == "gaussian"
     if (sigma is not None) != gaussian or (gaussian and not (_is_number(sigma) and sigma > 0)):
-        fail("infoclip.sigma", "null for the cosine kernel and a number > 0 for the gaussian kernel")
+        fail("infoclip.sigma", "null for the cosine kernel and a finite number > 0 for the gaussian kernel")
     for key in ("solver.grad_clip", "solver.weight_decay_bias"):
         value = get(config, key)
         if value is not None and (not _is_number(value) or value < 0):
-            fail(key, "a number >= 0 or null")
+            fail(key, "a finite number >= 0 or null")
     for key in ("data.val_limit", "train.keep_checkpoints"):
         value = get(config, key)
         if value is not None and (not _is_int(value) or value < 1):

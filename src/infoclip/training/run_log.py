@@ -11,14 +11,16 @@ do not appear twice.
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import io
 import math
 import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from infoclip.io_utils import atomic_write, atomic_write_text
+from infoclip.io_utils import atomic_write, atomic_write_text, disk_full_error, is_disk_full_error
 
 TRAIN_LOG = "log.csv"
 VAL_LOG = "val.csv"
@@ -46,9 +48,23 @@ class CsvLog:
         if missing:
             raise ValueError(f"{self.path.name}: new columns {missing} after the header was written")
         values = [_format(row.get(key, "")) for key in self._columns]
-        with self.path.open("a", newline="", encoding="utf-8") as f:
-            csv.writer(f).writerow(values)
-            f.flush()
+        line = io.StringIO()
+        csv.writer(line).writerow(values)
+        data = line.getvalue().encode("utf-8")
+        # Unbuffered, so that a failed write is seen here and the partial row can be cut off: the rows of
+        # finished iterations stay readable on a full disk.
+        with self.path.open("ab", buffering=0) as f:
+            end = f.seek(0, os.SEEK_END)
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[f.write(view) :]
+            except OSError as exc:
+                with contextlib.suppress(OSError):
+                    f.truncate(end)
+                if is_disk_full_error(exc, self.path.parent):
+                    raise disk_full_error(self.path) from exc
+                raise
 
     def truncate_after(self, iteration: int) -> None:
         """Drop rows whose ``iteration`` is greater than ``iteration`` (used when a run resumes)."""
@@ -124,8 +140,11 @@ class TensorBoardLog:
             self.writer.close()
 
 
-def plot_curves(run_dir: str | os.PathLike[str], title: str = "") -> Path:
-    """Draw ``RUN/curves.png`` from ``log.csv`` and ``val.csv``: loss terms (left), validation mIoU (right)."""
+def plot_curves(run_dir: str | os.PathLike[str], title: str = "", no_validation: str = "no validation yet") -> Path:
+    """Draw ``RUN/curves.png`` from ``log.csv`` and ``val.csv``: loss terms (left), validation mIoU (right).
+
+    ``no_validation`` is what the right panel says while ``val.csv`` is empty (why there is no curve).
+    """
     # A bare Figure renders through Agg without touching pyplot's global backend.
     from matplotlib.figure import Figure
 
@@ -148,7 +167,7 @@ def plot_curves(run_dir: str | os.PathLike[str], title: str = "") -> Path:
     if xs:
         miou.plot(xs, ys, marker="o", color="tab:green")
     else:
-        miou.text(0.5, 0.5, "no validation yet", ha="center", va="center", transform=miou.transAxes)
+        miou.text(0.5, 0.5, no_validation, ha="center", va="center", transform=miou.transAxes, wrap=True)
     miou.set_xlabel("iteration")
     miou.set_ylabel("mIoU (%)")
     miou.set_title("validation mIoU")

@@ -107,7 +107,7 @@ class _TextEncoder:
         self.ensemble = ensemble
         #: a TextEmbeddingCache for inference (``cached`` calls), set by the model's owner
         self.disk_cache = None
-        self.cache: OrderedDict[tuple[str, ...], torch.Tensor] = OrderedDict()
+        self.cache: OrderedDict[tuple[tuple[str, ...], torch.dtype | None], torch.Tensor] = OrderedDict()
         self.tokens: OrderedDict[tuple[str, ...], torch.Tensor] = OrderedDict()
 
     def clear(self) -> None:
@@ -115,24 +115,29 @@ class _TextEncoder:
 
     def __call__(self, clip_model: nn.Module, class_names: Sequence[str], cached: bool) -> torch.Tensor:
         """(T, P, E) L2-normalised embeddings; with ``cached`` computed once per class list without autograd."""
-        key = tuple(check_class_names(class_names))
+        names = tuple(check_class_names(class_names))
         device = clip_model.token_embedding.weight.device
+        # embeddings made under bf16/fp16 autocast are in that dtype: an fp32 run must not reuse them
+        amp = torch.get_autocast_dtype(device.type) if torch.is_autocast_enabled(device.type) else None
+        key = (names, amp)
         if cached and key in self.cache and self.cache[key].device == device:
             self.cache.move_to_end(key)
             return self.cache[key]
-        if key not in self.tokens:
-            self.tokens[key] = self.tokenizer(class_prompts(key, self.templates))
+        if names not in self.tokens:
+            self.tokens[names] = self.tokenizer(class_prompts(names, self.templates))
             if len(self.tokens) > _TEXT_CACHE_SIZE:
                 self.tokens.popitem(last=False)
-        tokens = self.tokens[key].to(device)
+        tokens = self.tokens[names].to(device)
 
         def compute() -> torch.Tensor:
             with torch.set_grad_enabled(torch.is_grad_enabled() and not cached):
-                out = F.normalize(encode_text(clip_model, tokens), dim=-1).reshape(len(key), len(self.templates), -1)
+                out = F.normalize(encode_text(clip_model, tokens), dim=-1).reshape(len(names), len(self.templates), -1)
             return F.normalize(out.mean(dim=1, keepdim=True), dim=-1) if self.ensemble else out
 
         if cached and self.disk_cache is not None:
-            text = self.disk_cache.get_or_compute(self.templates, key, compute, device, ensemble=self.ensemble)
+            text = self.disk_cache.get_or_compute(
+                self.templates, names, compute, device, ensemble=self.ensemble, autocast=str(amp)
+            )
         else:
             text = compute()
         if cached:
