@@ -21,7 +21,7 @@ def _metrics(run_cli, tmp_path, name, *args):
 
 def test_untrained_weights_score_like_the_baseline_of_their_clip(tiny_weights, run_cli, tmp_path):
     # catseg-tiny's CLIP is the seeded random init that `--clip infoclip-tiny-clip:none` builds
-    from infoclip.weights import load_model
+    from infoclip.models import load_model
 
     model, _ = load_model(tiny_weights)
     clip_model, name = model.dense_clip()
@@ -37,7 +37,8 @@ def test_untrained_weights_score_like_the_baseline_of_their_clip(tiny_weights, r
 
 def test_the_fine_tuned_clip_is_the_one_scored(tiny_weights, tmp_path):
     from infoclip.segmentation.baseline import DenseCLIPBaseline
-    from infoclip.weights import WeightsMeta, load_model, read_weights, save_weights
+    from infoclip.models import load_model
+    from infoclip.weights import WeightsMeta, read_weights, save_weights
 
     model, meta = load_model(tiny_weights)
     image = torch.rand(3, 32, 32) * 255
