@@ -36,7 +36,7 @@ COLUMNS = tuple(f"grad_norm_clip_{name}" for name, _ in TERMS)
 
 
 def clip_parameters(model: OVSSModel) -> list[nn.Parameter]:
-    """The trained (``requires_grad``) parameters of ``model``'s CLIP part (``lr_parts()[CLIP_PART]``).
+    """The trained (``requires_grad``) parameters of the ``CLIP_PART`` of ``model.lr_parts()``.
 
     Raises:
         AdapterError: the model names no CLIP part, or none of its CLIP parameters trains.
