@@ -438,7 +438,7 @@ class Trainer:
             else:
                 with torch.random.fork_rng(devices=[]):  # the training trajectory must not depend on this
                     teacher = self.adapter.build_teacher(self.model_config, self.model)
-                precision = _precision_dtype(self.config["infoclip"]["teacher_precision"], self.device)
+                precision = precision_dtype(self.config["infoclip"]["teacher_precision"], self.device)
                 self.agreement_teacher = FrozenTeacher(teacher, precision).to(self.device)
 
     def _logs_at(self, done: int) -> bool:
