@@ -15,6 +15,7 @@ from rich.table import Table
 from infoclip_cli.app import err_console, examples, note, out_console
 from infoclip_cli.options import CLASSES_HELP, Device
 from infoclip_cli.progress import stderr_progress
+from infoclip_cli import prediction_options as opt
 
 EXAMPLES = examples(
     "infoclip eval --weights catseg-b16 --dataset all",
@@ -207,6 +208,14 @@ def eval_command(
     ] = None,
     ignore_value: Annotated[int, typer.Option(help="Custom dataset: label value meaning 'no ground truth'.")] = 255,
     top: Annotated[int, typer.Option(min=0, help="How many best and worst classes to show.")] = 5,
+    templates: opt.TemplatesFlag = "trained",
+    synonym_rule: opt.SynonymRuleFlag = "max",
+    split_synonyms: opt.SplitSynonymsFlag = False,
+    background_threshold: opt.BackgroundFlag = None,
+    expand_vocab: opt.ExpandVocabFlag = None,
+    tta: opt.TTAFlag = "none",
+    text_cache: opt.TextCacheFlag = False,
+    text_cache_dir: opt.TextCacheDirFlag = None,
     max_pixels: Annotated[
         Optional[int],
         typer.Option(
@@ -242,28 +251,47 @@ def eval_command(
         _check_weights_argument(str(weights))
     datasets = _open_datasets(list(dataset or []), split, images, labels, classes, ignore_value)
     seen_classes = resolve_classes(seen) if seen is not None else None
+    options = opt.build_options(templates, synonym_rule, split_synonyms, background_threshold, expand_vocab, tta)
+    cache_dir = opt.text_cache_folder(text_cache, text_cache_dir)
     if clip is not None:
         from infoclip.segmentation.baseline import DenseCLIPBaseline
+        from infoclip.segmentation.segmenter import baseline_identity
 
         model = DenseCLIPBaseline.from_spec(clip).to(resolve_device(device))
         extra = {"clip": clip, "adapter": "dense-clip-baseline (training-free)", "prompt_templates": model.prompt_templates}
+        identity = baseline_identity(clip)
     else:
+        from infoclip.segmentation.segmenter import weights_identity
+
         model, meta = load_model(weights, resolve_device(device), notify=note)
         # the prompt templates are part of the protocol (ecosystem notes): recorded with the numbers
-        templates = {"prompt_templates": model.prompt_templates} if model.prompt_templates else {}
-        extra = {"weights": str(weights), "adapter": meta.adapter, "clip_tag": meta.clip_tag, **templates}
+        recorded = {"prompt_templates": model.prompt_templates} if model.prompt_templates else {}
+        extra = {"weights": str(weights), "adapter": meta.adapter, "clip_tag": meta.clip_tag, **recorded}
+        identity = weights_identity(weights, meta.adapter, meta.clip_tag) if cache_dir is not None else {}
         if dense_clip:
             from infoclip.segmentation.baseline import DenseCLIPBaseline
 
             model = DenseCLIPBaseline.from_model(model)
             extra = {**extra, "adapter": f"dense-clip-baseline of the {meta.adapter} weights' CLIP (training-free)",
                      "prompt_templates": model.prompt_templates}
+            identity = {**identity, "dense_clip": True} if identity else {}
+    if cache_dir is not None:
+        from infoclip.segmentation.text_cache import TextEmbeddingCache
+
+        model.text_embedding_cache = TextEmbeddingCache(cache_dir, {**identity, "precision": "fp32"})
+    if not options.is_default:
+        from infoclip.segmentation.templates import resolve_templates
+
+        resolved_templates = resolve_templates(options.templates)
+        if resolved_templates is not None:  # what the model prompts with is part of the numbers
+            extra.update(prompt_templates=resolved_templates)
     results = []
-    with stderr_progress() as new_task:
+    with stderr_progress() as new_task, opt.one_line_warnings():
         for ds in datasets:
             result = evaluate(
                 model, ds, protocol, limit=limit, miou_formula=miou_formula, seen_classes=seen_classes,
                 progress=new_task(f"{ds.name} ({min(limit or len(ds), len(ds))} images)"), extra=extra,
+                options=options,
             )
             results.append(result)
             if output_dir is not None:
@@ -275,6 +303,7 @@ def eval_command(
     if output_dir is not None:
         payload = {
             **extra,
+            "options": options.describe(),
             "protocol": protocol,
             "miou_formula": miou_formula,
             "split": split,

@@ -19,6 +19,7 @@ from rich.text import Text
 from infoclip.runtime import DEFAULT_PRECISION, PRECISIONS, check_device_word
 from infoclip_cli.app import err_console, examples, note, out_console
 from infoclip_cli.options import Classes, Device
+from infoclip_cli import prediction_options as opt
 
 EXAMPLES = examples(
     'infoclip segment photo.jpg --classes "cat,sofa,floor"   # model: catseg-b16',
@@ -175,6 +176,7 @@ def output_stems(paths: Sequence[Path]) -> list[str]:
 def result_table(result, colours) -> Group:  # noqa: ANN001 - SegmentationResult, (T, 3) uint8
     """A small table of the classes present, largest share first."""
     from infoclip.segmentation.classes import display_name
+    from infoclip.segmentation.outputs import BACKGROUND_GREY
 
     height, width = result.labels.shape
     kind = "training-free CLIP baseline" if result.is_baseline else "model"
@@ -185,8 +187,12 @@ def result_table(result, colours) -> Group:  # noqa: ANN001 - SegmentationResult
     table.add_column("share", justify="right")
     shares = sorted(((s, i) for i, s in enumerate(result.shares.values()) if s > 0), reverse=True)
     for share, index in shares[:_TABLE_ROWS]:
-        r, g, b = (int(c) for c in colours[index])
-        table.add_row(Text("  ", style=f"on rgb({r},{g},{b})"), Text(display_name(result.classes[index])), f"{100 * share:.1f}%")
+        if index < len(result.classes):
+            r, g, b = (int(c) for c in colours[index])
+            name = display_name(result.classes[index].split("|")[0])
+        else:  # the background share, after the classes (a background threshold)
+            (r, g, b), name = BACKGROUND_GREY, "(background)"
+        table.add_row(Text("  ", style=f"on rgb({r},{g},{b})"), Text(name), f"{100 * share:.1f}%")
     if len(shares) > _TABLE_ROWS:
         rest = sum(s for s, _ in shares[_TABLE_ROWS:])
         table.add_row("", Text(f"+ {len(shares) - _TABLE_ROWS} more classes"), f"{100 * rest:.1f}%")
@@ -218,15 +224,27 @@ def segment(
     ] = None,
     save_probs: Annotated[
         bool, typer.Option("--save-probs", help="Also write <stem>_probs.npy: float32 (classes, height, width) scores, "
-                           "4 bytes per class per pixel (157 MB for 512x512 with 150 classes). CAT-Seg's are per-class "
+                           "4 bytes per class per pixel (157 MB for 512x512 with 150 classes; --probs-dtype float16 halves it). CAT-Seg's are per-class "
                            "sigmoid scores (they do not sum to 1 over the classes); SAN's are its semantic map before the "
                            "argmax; <stem>.json says which.")
     ] = False,
-    expand_vocab: Annotated[
-        str | None, typer.Option("--expand-vocab", metavar="VOCAB", help="Also score the classes of a shipped vocabulary "
-                                 "(coco: COCO-Stuff-171) that are not in your list; pixels they win are labelled 'other' "
-                                 "(one id after yours). SAN's remedy for false positives with short class lists.")
-    ] = None,
+    probs_dtype: Annotated[
+        str, typer.Option("--probs-dtype", help="dtype of --save-probs files: float32 (default) or float16 (half the size).")
+    ] = "float32",
+    indexed_png: Annotated[
+        bool, typer.Option("--indexed-png", help="Write the label map as a palette PNG (same values, overlay colours; <= 255 classes).")
+    ] = False,
+    rle: Annotated[
+        bool, typer.Option("--rle", help="Also write COCO RLE masks: <stem>_rle.json and sem_seg_predictions.json (detectron2's layout).")
+    ] = False,
+    templates: opt.TemplatesFlag = "trained",
+    synonym_rule: opt.SynonymRuleFlag = "max",
+    split_synonyms: opt.SplitSynonymsFlag = False,
+    background_threshold: opt.BackgroundFlag = None,
+    expand_vocab: opt.ExpandVocabFlag = None,
+    tta: opt.TTAFlag = "none",
+    text_cache: opt.TextCacheFlag = False,
+    text_cache_dir: opt.TextCacheDirFlag = None,
     overlay: Annotated[bool, typer.Option("--overlay/--no-overlay", help="Write <stem>_overlay.png.")] = True,
     alpha: Annotated[float, typer.Option(min=0.0, max=1.0, help="Opacity of the class colours in the overlay.")] = 0.5,
     max_pixels: Annotated[
@@ -254,9 +272,12 @@ def segment(
     set_pixel_limit(max_pixels)
     class_names = resolve_classes(classes, vocab)
     if expand_vocab is not None:
-        from infoclip.segmentation.expansion import added_classes
+        from infoclip.segmentation.background import expansion_names
 
-        added_classes(class_names, expand_vocab)  # an unknown vocabulary or an "other" class fails before the model loads
+        try:  # an unknown vocabulary or an "other" class fails before torch is imported
+            expansion_names(expand_vocab, class_names)
+        except InputError as exc:
+            raise InputError(f"--expand-vocab: {exc}") from exc
     check_model_choice(weights, clip)
     if template is not None and template.count("{}") != 1:
         raise InputError(f"--template must contain {{}} exactly once, e.g. 'a photo of a {{}}.', got {template!r}")
@@ -272,6 +293,16 @@ def segment(
     from infoclip.segmentation.segmenter import check_output_dir
 
     check_precision(precision.value, resolve_device(device))
+    options = opt.build_options(templates, synonym_rule, split_synonyms, background_threshold, expand_vocab, tta)
+    if probs_dtype not in ("float32", "float16"):
+        raise InputError(f"--probs-dtype must be float32 or float16, not {probs_dtype!r}")
+    from infoclip.segmentation.synonyms import expand_synonyms
+
+    try:
+        expand_synonyms(class_names, split_synonyms)
+    except InputError as exc:
+        raise InputError(f"--classes: {exc}") from exc
+    cache_dir = opt.text_cache_folder(text_cache, text_cache_dir)
     if weights is None and clip is None:
         weights = announce_default_weights()
     created = not Path(output_dir).exists()
@@ -279,18 +310,21 @@ def segment(
     stems = output_stems(paths)
     inputs = {p.resolve() for p in paths}
     for stem in stems:
-        for suffix in (".png", "_overlay.png", ".json", "_probs.npy"):
+        for suffix in (".png", "_overlay.png", ".json", "_probs.npy", "_rle.json"):
             if (folder / f"{stem}{suffix}").resolve() in inputs:
                 raise InputError(f"{folder / (stem + suffix)} would overwrite an input image; choose another --output-dir")
 
     try:
-        segmenter = load_segmenter(weights, clip, device, precision.value, protocol, template)
+        segmenter = load_segmenter(
+            weights, clip, device, precision.value, protocol, template, options=options, text_cache=cache_dir
+        )
     except BaseException:
         if created and not any(folder.iterdir()):
             folder.rmdir()  # leave no trace of a run that never started
         raise
 
-    settings = {"classes": class_names, "weights": segmenter.source, "protocol": segmenter.protocol, "template": segmenter.template}
+    settings = {"classes": class_names, "weights": segmenter.source, "protocol": segmenter.protocol, "template": segmenter.template,
+                "options": options.describe()}
     writes = {kind for kind, on in (("overlay", overlay), ("probs", save_probs)) if on}
     mixed = mixing_outputs(folder, dict(zip(stems, map(str, paths))), settings, writes)
     if mixed:
@@ -300,17 +334,24 @@ def segment(
             markup=False, highlight=False, soft_wrap=True,
         )  # fmt: skip
     colours = palette(len(class_names) + (1 if expand_vocab else 0))
+    rle_records: list[dict] = []
     failures: list[str] = []
     failures.extend(problems)
     progress = _progress(len(paths))
-    with progress:
+    with progress, opt.one_line_warnings():
         task = progress.add_task("segmenting", total=len(paths))
         for path, stem in zip(paths, stems):
             try:
-                result = segmenter.predict(path, class_names, expand_vocabulary=expand_vocab)
+                result = segmenter.predict(path, class_names)
                 if save_probs:
-                    _announce_probs(progress.console, result.probs.nbytes, folder / f"{stem}_probs.npy")
-                result.save(folder, stem=stem, save_probs=save_probs, overlay=overlay, alpha=alpha)
+                    size = result.probs.nbytes // (2 if probs_dtype == "float16" else 1)
+                    _announce_probs(progress.console, size, folder / f"{stem}_probs.npy")
+                result.save(
+                    folder, stem=stem, save_probs=save_probs, overlay=overlay, alpha=alpha, probs_dtype=probs_dtype,
+                    indexed=indexed_png, rle=rle,
+                )
+                if rle:
+                    rle_records.extend(result.to_coco_rle())
             except InputError as exc:
                 failures.append(str(exc).splitlines()[0] + _max_pixels_hint(exc))
                 progress.console.print(f"error: {failures[-1]}", markup=False, highlight=False, soft_wrap=True)
@@ -324,6 +365,12 @@ def segment(
                 out_console.print(result_table(result, colours))
             progress.advance(task)
     done = len(paths) - (len(failures) - len(problems))
+    if rle:
+        import json
+
+        from infoclip.io_utils import atomic_write_text
+
+        atomic_write_text(folder / "sem_seg_predictions.json", json.dumps(rle_records) + "\n")
     err_console.print(f"wrote the outputs of {done} image(s) to {folder}", markup=False, highlight=False, soft_wrap=True)
     if failures:
         err_console.print(f"error: {len(failures)} input(s) failed (listed above)", markup=False, highlight=False, soft_wrap=True)
@@ -358,18 +405,18 @@ def check_model_choice(weights: str | None, clip: str | None) -> None:
 
 def load_segmenter(
     weights: str | None, clip: str | None, device: str, precision: str = "fp32", protocol: str | None = None,
-    template: str | None = None,
+    template: str | None = None, options=None, text_cache: Path | None = None,  # noqa: ANN001 - SegmentOptions
 ):  # noqa: ANN201 - a Segmenter (imported lazily)
     """The ``Segmenter`` of --clip, or of --weights (default: the announced default model), with its notes."""
     from infoclip.segmentation.segmenter import Segmenter
 
     if clip is not None:
-        segmenter = Segmenter.from_clip(clip, device, precision, protocol, template)
+        segmenter = Segmenter.from_clip(clip, device, precision, protocol, template, options, text_cache)
         note(f"no segmentation weights given: this is the training-free dense-CLIP baseline of {clip}")
         return segmenter
     if weights is None:
         weights = announce_default_weights()
-    return Segmenter.from_pretrained(weights, device, precision, protocol, template, notify=note)
+    return Segmenter.from_pretrained(weights, device, precision, protocol, template, options, text_cache, notify=note)
 
 
 def announce_default_weights() -> str:

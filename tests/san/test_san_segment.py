@@ -51,12 +51,12 @@ def test_vocabulary_expansion_reports_other(run_cli, san_weights, photo, tmp_pat
     path, model = san_weights
     out = tmp_path / "out"
     code, _, stderr = run_cli("segment", photo, "--classes", "cat,Sky,lamp", "--weights", path, "-o", out,
-                              "--save-probs", "--expand-vocab", "coco")  # fmt: skip
+                              "--save-probs", "--expand-vocab", "coco-stuff")  # fmt: skip
     assert code == 0, stderr
     summary = json.loads((out / "photo.json").read_text())
     assert summary["classes"] == ["cat", "Sky", "lamp", "other"]
     added = [n for n in load_vocabulary("coco") if n.lower() not in ("cat", "sky", "lamp")]
-    assert summary["vocabulary_expansion"] == {"vocabulary": "coco", "added_classes": len(added), "other_id": 3,
+    assert summary["vocabulary_expansion"] == {"vocabulary": "coco-stuff", "added_classes": len(added), "other_id": 3,
                                                "other_score": "maximum over the added classes"}  # fmt: skip
     image = torch.from_numpy(np.asarray(Image.open(photo).convert("RGB")).copy()).permute(2, 0, 1).float()
     full = model.predict(image, ["cat", "Sky", "lamp", *added]).numpy()
@@ -69,7 +69,7 @@ def test_vocabulary_expansion_reports_other(run_cli, san_weights, photo, tmp_pat
 
 
 def test_expansion_refuses_an_other_class_and_unknown_vocabulary(run_cli, san_weights, photo, tmp_path):  # noqa: F811
-    code, _, stderr = run_cli("segment", photo, "--classes", "cat,Other", "--weights", san_weights[0], "-o", tmp_path / "o", "--expand-vocab", "coco")
+    code, _, stderr = run_cli("segment", photo, "--classes", "cat,Other", "--weights", san_weights[0], "-o", tmp_path / "o", "--expand-vocab", "coco-stuff")
     assert code == 1 and "holds 'other'" in stderr
     code, _, stderr = run_cli("segment", photo, "--classes", "cat", "--weights", san_weights[0], "-o", tmp_path / "o", "--expand-vocab", "nope")
-    assert code == 1 and "unknown vocabulary 'nope'" in stderr
+    assert code == 1 and "unknown vocabulary expansion 'nope'" in stderr

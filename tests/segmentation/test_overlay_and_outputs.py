@@ -126,10 +126,10 @@ def test_a_failed_save_leaves_nothing_behind(tmp_path, monkeypatch):
         result.save(tmp_path, save_probs=True)
     assert list(tmp_path.iterdir()) == []  # neither the label map written before, nor temporary files
 
-    def interrupted(tmp, array):
+    def interrupted(tmp, array, dtype):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("infoclip.segmentation.segmenter._save_npy", interrupted)
+    monkeypatch.setattr("infoclip.segmentation.segmenter._write_probs", interrupted)
     with pytest.raises(KeyboardInterrupt):
         _result().save(tmp_path, save_probs=True)
     assert list(tmp_path.iterdir()) == []

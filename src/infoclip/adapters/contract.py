@@ -312,6 +312,19 @@ class OVSSModel(nn.Module, abc.ABC):
             AdapterError: by default (the model exposes no open_clip CLIP).
         """
         raise AdapterError(f"adapter {self.adapter_name or type(self).__name__!r} does not expose its CLIP for the dense-CLIP alignment")
+    # ------------------------------------------------------------------ prompt ensembles and the text cache
+    #: a ``infoclip.segmentation.text_cache.TextEmbeddingCache`` the model reads and writes its inference-time
+    #: class embeddings through (set by ``Segmenter``/``eval``; ``None``: no disk cache)
+    text_embedding_cache: Any = None
+
+    def set_prompt_ensemble(self, templates: Sequence[str]) -> None:
+        """Prompt every class with all of ``templates`` and use the mean of their L2-normalised embeddings,
+        re-normalised, as its one embedding (CLIP's prompt ensembling).
+
+        Raises:
+            AdapterError: by default (the model cannot ensemble prompts).
+        """
+        raise AdapterError(f"adapter {self.adapter_name or type(self).__name__!r} cannot ensemble prompt templates")
 
     # ------------------------------------------------------------------ weights
     def inference_state_dict(self) -> dict[str, torch.Tensor]:

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -28,6 +28,9 @@ from infoclip.evaluation.confusion import ConfusionMatrix
 from infoclip.evaluation.metrics import DEFAULT_FORMULA, check_formula, compute_metrics
 from infoclip.io_utils import atomic_write_text
 from infoclip.runtime import PROTOCOLS
+
+if TYPE_CHECKING:
+    from infoclip.segmentation.options import SegmentOptions
 
 ProgressFn = Callable[[int, int], None]
 METRICS_FILE = "metrics.json"
@@ -152,6 +155,7 @@ def evaluate(
     progress: ProgressFn | None = None,
     device: str | torch.device | None = None,
     extra: dict[str, Any] | None = None,
+    options: SegmentOptions | None = None,
 ) -> EvalResult:
     """Predict every image of ``dataset`` with ``model.predict`` and score the argmax against the labels.
 
@@ -171,6 +175,10 @@ def evaluate(
         progress: called as ``progress(done, total)`` after each image.
         device: where images go (default: the model's device).
         extra: free-form metadata copied into the result (weights file, adapter ...).
+        options: opt-in prediction options (``infoclip.segmentation.options``; templates, synonyms, TTA,
+            background threshold, vocabulary expansion); recorded in ``extra["options"]``. Pixels predicted
+            as background or "other" count as misses of their ground-truth class (the confusion matrix then
+            has a last "no class" column). ``None`` or the defaults: the published protocol.
 
     Raises:
         InputError: unknown protocol or formula, empty selection.
@@ -197,7 +205,15 @@ def evaluate(
     seen_names = seen_classes if seen_classes is not None else spec.seen_classes
     seen = match_classes(eval_names, seen_names) if seen_names is not None else None
     device = torch.device(device) if device is not None else _model_device(model) if isinstance(model, torch.nn.Module) else torch.device("cpu")
-    confusion = ConfusionMatrix(len(eval_names), device=device)
+    predictor = None
+    no_class = False
+    if (options is not None and not options.is_default) or any("|" in name for name in class_names):
+        from infoclip.segmentation.options import OptionedPredictor
+
+        predictor = OptionedPredictor(model, options)
+        no_class = options is not None and (options.background_threshold is not None or options.expand_vocab is not None)
+    k = len(eval_names)
+    confusion = ConfusionMatrix(k + 1 if no_class else k, device=device)
     was_training = isinstance(model, torch.nn.Module) and model.training
     if isinstance(model, torch.nn.Module):
         model.eval()
@@ -207,14 +223,19 @@ def evaluate(
             for done, index in enumerate(selected, start=1):
                 sample = dataset[index]
                 image = torch.from_numpy(sample.image).to(device).permute(2, 0, 1).float()
-                scores = model.predict(image, class_names, protocol)
-                expected = (len(class_names), *sample.label.shape)
-                if not isinstance(scores, torch.Tensor) or tuple(scores.shape) != expected:
-                    got = tuple(scores.shape) if isinstance(scores, torch.Tensor) else type(scores).__name__
-                    raise AdapterError(f"model.predict returned {got} for {sample.name}; expected scores of shape {expected}")
-                pred = scores.argmax(dim=0)
+                if predictor is not None:
+                    pred = predictor.predict_labels(image, class_names, protocol)
+                else:
+                    scores = model.predict(image, class_names, protocol)
+                    expected = (len(class_names), *sample.label.shape)
+                    if not isinstance(scores, torch.Tensor) or tuple(scores.shape) != expected:
+                        got = tuple(scores.shape) if isinstance(scores, torch.Tensor) else type(scores).__name__
+                        raise AdapterError(f"model.predict returned {got} for {sample.name}; expected scores of shape {expected}")
+                    pred = scores.argmax(dim=0)
                 if spec.background_index is not None:
                     pred = collapse_background(pred, spec.background_index)
+                if no_class:
+                    pred = torch.where(pred < 0, torch.full_like(pred, k), pred)
                 # ranges are guaranteed: argmax over the checked (T, H, W) scores, labels validated on reading
                 confusion.update(pred, torch.from_numpy(sample.label), check=False)
                 if progress is not None:
@@ -224,6 +245,10 @@ def evaluate(
             model.train()
     seconds = time.perf_counter() - start
     matrix = confusion.numpy()
+    if no_class:
+        matrix = matrix[:k]  # (K, K + 1): no ground truth is "no class"
+    if options is not None:
+        extra = {**(extra or {}), "options": options.describe()}
     return EvalResult(
         dataset=dataset.name,
         title=spec.title,

@@ -37,12 +37,15 @@ def check_formula(formula: str) -> str:
 
 
 def _counts(confusion: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """tp, gt, pred counts per class of a (K, K) matrix, or of a (K, K + 1) one whose last column counts pixels
+    predicted as no class (a background threshold or a vocabulary's "other"): misses of their ground truth."""
     confusion = np.asarray(confusion)
-    if confusion.ndim != 2 or confusion.shape[0] != confusion.shape[1]:
-        raise InputError(f"confusion matrix must be square (K, K), got shape {confusion.shape}")
-    tp = np.diag(confusion).astype(np.float64)
+    if confusion.ndim != 2 or confusion.shape[1] not in (confusion.shape[0], confusion.shape[0] + 1):
+        raise InputError(f"confusion matrix must be (K, K) or (K, K + 1), got shape {confusion.shape}")
+    k = confusion.shape[0]
+    tp = np.diag(confusion[:, :k]).astype(np.float64)
     gt = confusion.sum(axis=1).astype(np.float64)
-    pred = confusion.sum(axis=0).astype(np.float64)
+    pred = confusion[:, :k].sum(axis=0).astype(np.float64)
     return tp, gt, pred
 
 

@@ -186,7 +186,8 @@ class DenseCLIPBaseline(OVSSModel):
 
     @property
     def prompt_templates(self) -> list[str]:
-        return [self.template]
+        """The templates class names go through now (several while ensembling)."""
+        return list(self.ensemble) if self.ensemble else [self.template]
 
     def set_prompt_templates(self, templates: Sequence[str]) -> None:
         """Use one template (``{}`` once) for class prompts; clears the text-embedding cache.
@@ -204,8 +205,18 @@ class DenseCLIPBaseline(OVSSModel):
         if not isinstance(template, str) or template.count("{}") != 1:
             raise InputError(f"a prompt template must contain {{}} exactly once, got {template!r}")
         self.template = template
+        self.ensemble: list[str] | None = None
         if hasattr(self, "_text_cache"):
             self._text_cache.clear()
+
+    def set_prompt_ensemble(self, templates: Sequence[str]) -> None:
+        """Embed each class as the re-normalised mean of its normalised prompts in all ``templates`` (CLIP's
+        ensembling); clears the text-embedding cache."""
+        templates = list(templates)
+        if not templates or not all(isinstance(t, str) and t.count("{}") == 1 for t in templates):
+            raise InputError(f"prompt templates must be strings with {{}} exactly once, got {templates!r}")
+        self.ensemble = templates
+        self._text_cache.clear()
 
     def forward_train(self, images: torch.Tensor, class_names: Sequence[str], lpam: nn.Module | None = None) -> TrainOutput:
         raise AdapterError("the training-free dense-CLIP baseline does not train; train an adapter's model instead")
@@ -221,17 +232,27 @@ class DenseCLIPBaseline(OVSSModel):
         """(T, E) float32 L2-normalised prompt embeddings of the classes (first synonym of each name)."""
         from infoclip.clip import class_prompts, encode_text
 
-        key = (tuple(class_names), self.template)
+        templates = self.prompt_templates
+        key = (tuple(class_names), "\n".join(templates))
         if key in self._text_cache:
             self._text_cache.move_to_end(key)
             return self._text_cache[key]
-        prompts = class_prompts(list(class_names), [self.template])
         device = self.pixel_mean.device
-        chunks = []
-        for start in range(0, len(prompts), _TEXT_CHUNK):
-            tokens = self.tokenizer(prompts[start : start + _TEXT_CHUNK]).to(device)
-            chunks.append(encode_text(self.clip, tokens).float())
-        embeddings = F.normalize(torch.cat(chunks), dim=-1)
+
+        def compute() -> torch.Tensor:
+            prompts = class_prompts(list(class_names), templates)
+            chunks = []
+            for start in range(0, len(prompts), _TEXT_CHUNK):
+                tokens = self.tokenizer(prompts[start : start + _TEXT_CHUNK]).to(device)
+                chunks.append(encode_text(self.clip, tokens).float())
+            per_prompt = F.normalize(torch.cat(chunks), dim=-1).reshape(len(class_names), len(templates), -1)
+            return per_prompt[:, 0] if len(templates) == 1 else F.normalize(per_prompt.mean(dim=1), dim=-1)
+
+        cache = self.text_embedding_cache
+        if cache is not None:
+            embeddings = cache.get_or_compute(templates, class_names, compute, device)
+        else:
+            embeddings = compute()
         self._text_cache[key] = embeddings
         while len(self._text_cache) > _TEXT_CACHE_SIZE:
             self._text_cache.popitem(last=False)

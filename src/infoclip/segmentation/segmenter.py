@@ -18,7 +18,7 @@ import json
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,9 +30,21 @@ from infoclip.errors import AdapterError, InputError
 from infoclip.io_utils import atomic_write, atomic_write_text
 from infoclip.runtime import PRECISIONS, autocast, check_precision, resolve_device
 from infoclip.segmentation.classes import parse_classes
-from infoclip.segmentation.expansion import OTHER, added_classes, fold_added_scores
+from infoclip.segmentation.background import BACKGROUND, expansion_names
+from infoclip.segmentation.synonyms import SYNONYM_SEPARATOR
 from infoclip.segmentation.images import image_name, load_image
-from infoclip.segmentation.overlay import draw_overlay, pixel_shares
+from infoclip.segmentation.options import OptionedPredictor, SegmentOptions
+from infoclip.segmentation.outputs import (
+    BACKGROUND_GREY,
+    MAX_INDEXED_CLASSES,
+    class_statistics,
+    coco_rle_records,
+    save_indexed_png,
+)
+from infoclip.segmentation.outputs import save_probs as _write_probs
+from infoclip.segmentation.outputs import to_hf as _to_hf
+from infoclip.segmentation.overlay import draw_overlay, palette, pixel_shares
+from infoclip.segmentation.text_cache import TextEmbeddingCache, file_identity
 
 #: a label map is stored as uint8 up to this many classes (labels 0..254; 255 stays free for "ignore" tools)
 UINT8_MAX_CLASSES = 255
@@ -78,9 +90,11 @@ class SegmentationResult:
 
     Attributes:
         image: (H, W, 3) uint8 RGB, the image as segmented (EXIF orientation applied).
-        probs: (T, H, W) float32 per-class probabilities of the protocol, at the image's size.
-        labels: (H, W) int64 class indices in [0, T): the argmax of ``probs``.
-        classes: the T class names, in label order.
+        probs: (T, H, W) float32 per-class probabilities of the protocol, at the image's size (with a
+            vocabulary expansion the last class is ``"other"``, the best score of the expansion's names).
+        labels: (H, W) int64 class indices in [0, T): the argmax of ``probs``; ``BACKGROUND`` (-1) where the
+            best score is below the background threshold.
+        classes: the T class names, in label order (``"other"`` last with a vocabulary expansion).
         protocol: the protocol's name (one of the model's ``protocols``).
         source: what produced it: the weights path, or ``"training-free baseline: MODEL:TAG"``.
         name: the stem used for output files (the image file's stem, ``"image"`` for in-memory images).
@@ -89,6 +103,7 @@ class SegmentationResult:
         device: the device it ran on.
         seconds: wall time of the prediction (model only, not loading or writing).
         extra: ``"image_path"`` (when read from a file) and ``"model"`` (adapter, CLIP tag) for the summary.
+        options: ``SegmentOptions.describe()`` of the options used (recorded in the summary).
         scores: what the values of ``probs`` mean (the model's ``score_description``).
     """
 
@@ -105,25 +120,58 @@ class SegmentationResult:
     seconds: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
     scores: str = ""
+    options: dict[str, Any] = field(default_factory=lambda: SegmentOptions().describe())
 
     @property
     def shares(self) -> dict[str, float]:
-        """Fraction of the image's pixels labelled with each class (class name -> share, summing to 1)."""
-        values = pixel_shares(self.labels, len(self.classes))
-        return {name: float(v) for name, v in zip(self.classes, values)}
+        """Fraction of the image's pixels labelled with each class (class name -> share; with the background
+        share, under the key ``"(background)"`` when there is background, they sum to 1)."""
+        assigned = self.labels[self.labels >= 0]
+        values = pixel_shares(assigned, len(self.classes)) * (assigned.size / max(self.labels.size, 1))
+        shares = {name: float(v) for name, v in zip(self.classes, values)}
+        if assigned.size < self.labels.size:
+            shares[BACKGROUND_KEY] = 1.0 - assigned.size / self.labels.size
+        return shares
+
+    @property
+    def background_value(self) -> int:
+        """The label-map value of background pixels: the largest value of the map's dtype (255 or 65535)."""
+        return int(np.iinfo(label_map_dtype(len(self.classes))).max)
 
     @property
     def is_baseline(self) -> bool:
         return self.source.startswith(BASELINE_PREFIX)
 
     def label_map(self) -> np.ndarray:
-        """The label map as stored: (H, W) uint8 (at most 255 classes) or uint16."""
-        return self.labels.astype(label_map_dtype(len(self.classes)))
+        """The label map as stored: (H, W) uint8 (at most 255 classes) or uint16; background is
+        ``background_value``."""
+        dtype = label_map_dtype(len(self.classes))
+        return np.where(self.labels == BACKGROUND, self.background_value, self.labels).astype(dtype)
 
     def overlay(self, alpha: float = 0.5) -> Any:
-        """The class colours over the image with a legend (class colour, name, share): a ``PIL.Image`` (RGB)."""
+        """The class colours over the image with a legend (class colour, name, share): a ``PIL.Image`` (RGB);
+        background pixels are grey."""
         caption = baseline_caption(self.source) if self.is_baseline else None
-        return draw_overlay(self.image, self.labels, self.classes, alpha=alpha, caption=caption).image
+        if (self.labels >= 0).all():
+            return draw_overlay(self.image, self.labels, self.classes, alpha=alpha, caption=caption).image
+        labels = np.where(self.labels < 0, len(self.classes), self.labels)
+        colours = np.concatenate([palette(len(self.classes)), np.array([BACKGROUND_GREY], dtype=np.uint8)])
+        return draw_overlay(
+            self.image, labels, [*self.classes, "background"], alpha=alpha, caption=caption, colours=colours
+        ).image
+
+    def class_statistics(self) -> list[dict[str, Any]]:
+        """Per predicted class: pixels, share, mean and max score over its region, bounding box (``outputs``)."""
+        return class_statistics(self.probs, self.labels, self.classes)
+
+    def to_coco_rle(self) -> list[dict[str, Any]]:
+        """detectron2 ``sem_seg_predictions.json`` records of this image (one per predicted class)."""
+        return coco_rle_records(self.labels, self.extra.get("image_path", self.name))
+
+    def to_hf(self) -> list[dict[str, Any]]:
+        """``[{"label", "score", "mask"}]`` as transformers' image-segmentation pipelines return (``mask``: a
+        PIL "L" image, 255 on the class; ``score``: the class's mean score over its region)."""
+        return _to_hf(self.probs, self.labels, self.classes)
 
     def summary(self) -> dict[str, Any]:
         """A JSON-ready description: classes, pixel shares, what produced it, protocol, image size, version."""
@@ -136,7 +184,12 @@ class SegmentationResult:
             "image_size": {"height": height, "width": width},
             "classes": list(self.classes),
             "pixel_shares": shares,
-            "present": [name for name, s in sorted(shares.items(), key=lambda kv: -kv[1]) if s > 0],
+            "present": [
+                name for name, s in sorted(shares.items(), key=lambda kv: -kv[1]) if s > 0 and name != BACKGROUND_KEY
+            ],
+            "class_statistics": self.class_statistics(),
+            "options": self.options,
+            "background_value": self.background_value if self.options.get("background_threshold") is not None else None,
             "weights": self.source,
             "model": self.extra.get("model", {}),
             "training_free_baseline": self.is_baseline,
@@ -157,6 +210,9 @@ class SegmentationResult:
         save_probs: bool = False,
         overlay: bool = True,
         alpha: float = 0.5,
+        probs_dtype: str = "float32",
+        indexed: bool = False,
+        rle: bool = False,
     ) -> dict[str, Path]:
         """Write the outputs of this image into ``output_dir``; returns kind -> path.
 
@@ -165,7 +221,10 @@ class SegmentationResult:
         * ``<stem>.png``: the label map, uint8 PNG (uint16 PNG above 255 classes), pixel value = class index;
         * ``<stem>_overlay.png``: the overlay with its legend (unless ``overlay=False``);
         * ``<stem>.json``: ``summary()`` plus the names of the files written;
-        * ``<stem>_probs.npy``: (T, H, W) float32 probabilities (only with ``save_probs=True``).
+        * ``<stem>_probs.npy``: (T, H, W) probabilities in ``probs_dtype`` (float32 or float16; only with
+          ``save_probs=True``);
+        * with ``indexed=True`` the label map is a palette PNG (same values, the overlay's colours; <= 256 classes);
+        * ``<stem>_rle.json``: detectron2 ``sem_seg_predictions.json`` records (only with ``rle=True``).
 
         Each file is written atomically, and if any of them fails the others written by this call are removed,
         so an image's outputs are complete or absent.
@@ -177,15 +236,25 @@ class SegmentationResult:
 
         folder = Path(output_dir)
         stem = stem or self.name
-        planned: list[tuple[str, Path, Callable[[Path], object]]] = [
-            ("labels", folder / f"{stem}.png", lambda tmp: Image.fromarray(self.label_map()).save(tmp, format="PNG")),
-        ]
+        if indexed and len(self.classes) > MAX_INDEXED_CLASSES - 1:
+            raise InputError(f"an indexed PNG holds at most {MAX_INDEXED_CLASSES - 1} classes and background; this result has {len(self.classes)}")
+        if indexed:
+            colours = palette(len(self.classes))
+            write_labels: Callable[[Path], object] = lambda tmp: save_indexed_png(tmp, self.label_map(), colours)  # noqa: E731
+        else:
+            write_labels = lambda tmp: Image.fromarray(self.label_map()).save(tmp, format="PNG")  # noqa: E731
+        planned: list[tuple[str, Path, Callable[[Path], object]]] = [("labels", folder / f"{stem}.png", write_labels)]
         if overlay:
             planned.append(
                 ("overlay", folder / f"{stem}_overlay.png", lambda tmp: self.overlay(alpha).save(tmp, format="PNG"))
             )
         if save_probs:
-            planned.append(("probs", folder / f"{stem}_probs.npy", lambda tmp: _save_npy(tmp, self.probs)))
+            planned.append(("probs", folder / f"{stem}_probs.npy", lambda tmp: _write_probs(tmp, self.probs, probs_dtype)))
+        if rle:
+            records = self.to_coco_rle()
+            planned.append(
+                ("rle", folder / f"{stem}_rle.json", lambda tmp: tmp.write_text(json.dumps(records) + "\n", "utf-8"))
+            )
         summary_path = folder / f"{stem}.json"
         files = {kind: path for kind, path, _ in planned} | {"summary": summary_path}
         payload = self.summary() | {"outputs": {kind: path.name for kind, path in files.items()}}
@@ -208,16 +277,12 @@ class SegmentationResult:
         return files
 
 
-def _save_npy(path: Path, array: np.ndarray) -> None:
-    # through a file object: np.save(path) would append ".npy" to the temporary name
-    with open(path, "wb") as handle:
-        np.save(handle, np.ascontiguousarray(array, dtype=np.float32))
-
-
 # --------------------------------------------------------------------------------------------------------------
 # the segmenter
 
 BASELINE_PREFIX = "training-free baseline: "
+#: the ``shares`` key of background pixels
+BACKGROUND_KEY = "(background)"
 
 
 def baseline_caption(source: str) -> str:
@@ -245,6 +310,8 @@ class Segmenter:
         precision: str = "fp32",
         protocol: str | None = None,
         template: str | None = None,
+        options: SegmentOptions | None = None,
+        text_cache: str | os.PathLike[str] | None = None,
     ) -> None:
         self.device = _checked_device(device, precision)
         if not isinstance(model, OVSSModel):
@@ -258,6 +325,11 @@ class Segmenter:
         self.model_info: dict[str, str] = {}
         if template is not None:
             self.set_template(template)
+        #: the opt-in prediction options (``infoclip.segmentation.options``); their templates apply now
+        self.options = options or SegmentOptions()
+        self._predictor = OptionedPredictor(self.model, self.options)
+        self._predictors: dict[SegmentOptions, OptionedPredictor] = {}
+        self.text_cache_dir = None if text_cache is None else Path(text_cache)
 
     @classmethod
     def from_pretrained(
@@ -267,6 +339,8 @@ class Segmenter:
         precision: str = "fp32",
         protocol: str | None = None,
         template: str | None = None,
+        options: SegmentOptions | None = None,
+        text_cache: str | os.PathLike[str] | None = None,
         notify: Callable[[str], None] | None = None,
     ) -> Segmenter:
         """Load segmentation weights by name, from the Hub, or from a file.
@@ -281,6 +355,8 @@ class Segmenter:
             protocol: the default protocol of ``predict``, one of the model's ``protocols`` (CAT-Seg: ``"sliding"``,
                 the published one, or ``"whole"``); ``None``: the model's default.
             template: prompt template with ``{}`` replacing the model's (CAT-Seg: ``"A photo of a {} in the scene"``).
+            options: opt-in prediction options (template sets, synonyms, background, expansion, TTA).
+            text_cache: a folder for the disk cache of class text embeddings (``text_cache``); ``None``: none.
             notify: called with one line when an official checkpoint is converted (the CLI prints it).
 
         Raises:
@@ -295,8 +371,10 @@ class Segmenter:
 
             weights = default_name()
         model, meta = load_model(weights, resolved, notify=notify)
-        segmenter = cls(model, os.fspath(weights), resolved, precision, protocol, template)
+        segmenter = cls(model, os.fspath(weights), resolved, precision, protocol, template, options, text_cache)
         segmenter.model_info = {"adapter": meta.adapter, "clip": meta.clip_tag, "weights_source": meta.source}
+        if text_cache is not None:
+            segmenter._attach_text_cache(weights_identity(weights, meta.adapter, meta.clip_tag))
         return segmenter
 
     @classmethod
@@ -307,6 +385,8 @@ class Segmenter:
         precision: str = "fp32",
         protocol: str | None = None,
         template: str | None = None,
+        options: SegmentOptions | None = None,
+        text_cache: str | os.PathLike[str] | None = None,
     ) -> Segmenter:
         """The training-free baseline: dense cosine alignment of a pretrained CLIP (``baseline.DenseCLIPBaseline``).
 
@@ -321,9 +401,15 @@ class Segmenter:
 
         resolved = _checked_device(device, precision)
         model = DenseCLIPBaseline.from_spec(spec)
-        segmenter = cls(model, BASELINE_PREFIX + spec, resolved, precision, protocol, template)
+        segmenter = cls(model, BASELINE_PREFIX + spec, resolved, precision, protocol, template, options, text_cache)
         segmenter.model_info = {"adapter": "dense-clip-baseline", "clip": model.clip_tag}
+        segmenter._attach_text_cache(baseline_identity(spec))
         return segmenter
+
+    def _attach_text_cache(self, identity: dict[str, Any]) -> None:
+        """Give the model a disk cache of its class embeddings keyed by ``identity`` (+ precision)."""
+        if self.text_cache_dir is not None:
+            self.model.text_embedding_cache = TextEmbeddingCache(self.text_cache_dir, {**identity, "precision": self.precision})
 
     def set_template(self, template: str) -> None:
         """Use ``template`` (must contain ``{}`` once) to turn class names into prompts."""
@@ -355,9 +441,10 @@ class Segmenter:
                 orientation are handled, see ``infoclip.segmentation.images``).
             classes: the class names in label order, or one string ``"a,b,c"`` / ``"@names.txt"``.
             protocol: one of the model's ``protocols``; default: the segmenter's.
-            expand_vocabulary: a shipped vocabulary (``"coco"``) whose other names join the prediction; pixels
-                they win get one extra label "other" (id T), scored by the maximum of their scores
-                (``infoclip.segmentation.expansion``).
+            expand_vocabulary: for this call, the segmenter's ``options.expand_vocab`` (``"coco"``,
+                ``"coco-stuff"``, ``"ade150"`` or a shipped vocabulary): its other names join the prediction and
+                pixels they win get one extra label "other" (id T), scored by the maximum of their scores
+                (``infoclip.segmentation.background``).
 
         Returns:
             ``SegmentationResult`` with ``labels`` (H, W) int64 and ``probs`` (T, H, W) float32.
@@ -367,33 +454,40 @@ class Segmenter:
         """
         protocol = self.model.check_protocol(protocol or self.protocol)
         class_names = parse_classes(classes)
-        added = added_classes(class_names, expand_vocabulary) if expand_vocabulary else []
+        options, predictor = self._options_for(expand_vocabulary)
+        added = expansion_names(options.expand_vocab, class_names) if options.expand_vocab else []
         array = load_image(image)
         tensor = torch.tensor(array, device=self.device).permute(2, 0, 1).float()  # a copy: PIL arrays are read-only
         check_prediction_inputs(tensor, class_names)
         start = time.perf_counter()
         with autocast(self.device, self.precision):
-            probs = self.model.predict(tensor, class_names + added, protocol=protocol)
+            if options.is_default and not any(SYNONYM_SEPARATOR in name for name in class_names):
+                # the published protocol, untouched
+                probs = self.model.predict(tensor, class_names, protocol=protocol)
+                labels = None
+                result_classes = class_names
+            else:
+                optioned = predictor.scores(tensor, class_names, protocol)
+                probs, labels, result_classes = optioned.scores, optioned.labels, optioned.classes
         probs_np = probs.detach().float().cpu().numpy()
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
         seconds = time.perf_counter() - start
-        expected = (len(class_names) + len(added), array.shape[0], array.shape[1])
+        expected = (len(result_classes), array.shape[0], array.shape[1])
         if probs_np.shape != expected:
             raise InputError(f"the model returned probabilities of shape {probs_np.shape}, expected {expected}")
+        labels_np = probs_np.argmax(axis=0).astype(np.int64) if labels is None else labels.cpu().numpy().astype(np.int64)
         extra: dict[str, Any] = {"model": dict(self.model_info)}
         if added:
-            extra["vocabulary_expansion"] = {"vocabulary": expand_vocabulary, "added_classes": len(added),
+            extra["vocabulary_expansion"] = {"vocabulary": options.expand_vocab, "added_classes": len(added),
                                              "other_id": len(class_names), "other_score": "maximum over the added classes"}  # fmt: skip
-            probs_np = fold_added_scores(probs_np, len(class_names))
-            class_names = class_names + [OTHER]
         if isinstance(image, (str, os.PathLike)):
             extra["image_path"] = str(image)
         return SegmentationResult(
             image=array,
             probs=np.ascontiguousarray(probs_np, dtype=np.float32),
-            labels=probs_np.argmax(axis=0).astype(np.int64),
-            classes=class_names,
+            labels=labels_np,
+            classes=list(result_classes),
             protocol=protocol,
             source=self.source,
             name=image_name(image),
@@ -402,8 +496,18 @@ class Segmenter:
             device=str(self.device),
             seconds=seconds,
             extra=extra,
+            options=options.describe(),
             scores=self.model.score_description,
         )
+
+    def _options_for(self, expand_vocabulary: str | None) -> tuple[SegmentOptions, OptionedPredictor]:
+        """The options (and their predictor) of one call: the segmenter's, or those with another expansion."""
+        if expand_vocabulary is None or expand_vocabulary == self.options.expand_vocab:
+            return self.options, self._predictor
+        options = replace(self.options, expand_vocab=expand_vocabulary)
+        if options not in self._predictors:
+            self._predictors[options] = OptionedPredictor(self.model, options)
+        return options, self._predictors[options]
 
     def predict_many(
         self, images: Sequence[Any], classes: str | Sequence[str], protocol: str | None = None,
@@ -411,8 +515,9 @@ class Segmenter:
     ) -> Iterator[SegmentationResult | InputError]:
         """``predict`` each image in turn; an unreadable image yields its ``InputError`` and the rest still run."""
         class_names = parse_classes(classes)
-        if expand_vocabulary:
-            added_classes(class_names, expand_vocabulary)  # a bad vocabulary or an "other" class fails once, up front
+        options, _ = self._options_for(expand_vocabulary)
+        if options.expand_vocab:
+            expansion_names(options.expand_vocab, class_names)  # a bad vocabulary or an "other" class fails once, up front
         for image in images:
             try:
                 yield self.predict(image, class_names, protocol, expand_vocabulary)
@@ -421,3 +526,23 @@ class Segmenter:
 
     def __repr__(self) -> str:
         return f"Segmenter({self.source!r}, device={str(self.device)!r}, precision={self.precision!r}, protocol={self.protocol!r})"
+
+
+def weights_identity(weights: str | os.PathLike[str], adapter: str, clip_tag: str) -> dict[str, Any]:
+    """The text-cache identity of segmentation weights (a file, a name or ``hf:...``): the adapter, the resolved
+    file's path, size and modification time, and the CLIP tag."""
+    from infoclip.weights_resolver import resolve_weights
+
+    return {"adapter": adapter, "weights": file_identity(resolve_weights(weights).path), "clip": clip_tag}
+
+
+def baseline_identity(spec: str) -> dict[str, Any]:
+    """The text-cache identity of the training-free baseline ``MODEL:TAG``: the spec, and the weights file's
+    identity when the tag is a path."""
+    from infoclip.segmentation.baseline import parse_clip_spec
+
+    model_name, pretrained = parse_clip_spec(spec)
+    identity: dict[str, Any] = {"adapter": "dense-clip-baseline", "clip": spec}
+    if pretrained is not None and Path(pretrained).is_file():
+        identity["weights"] = file_identity(pretrained)
+    return identity

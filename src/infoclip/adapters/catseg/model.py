@@ -85,9 +85,13 @@ def clip_input(images: torch.Tensor, config: Mapping[str, Any], pad: bool = True
 class _TextEncoder:
     """Prompted class-name embeddings of one CLIP, cached per class list when the caller allows it."""
 
-    def __init__(self, clip_name: str, templates: Sequence[str]) -> None:
+    def __init__(self, clip_name: str, templates: Sequence[str], ensemble: bool = False) -> None:
         self.tokenizer = get_tokenizer(clip_name)
         self.templates = list(templates)
+        #: average all templates into one prompt channel (CLIP's ensembling) instead of one channel each
+        self.ensemble = ensemble
+        #: a TextEmbeddingCache for inference (``cached`` calls), set by the model's owner
+        self.disk_cache = None
         self.cache: OrderedDict[tuple[tuple[str, ...], torch.dtype | None], torch.Tensor] = OrderedDict()
         self.tokens: OrderedDict[tuple[str, ...], torch.Tensor] = OrderedDict()
 
@@ -109,8 +113,18 @@ class _TextEncoder:
             if len(self.tokens) > _TEXT_CACHE_SIZE:
                 self.tokens.popitem(last=False)
         tokens = self.tokens[names].to(device)
-        with torch.set_grad_enabled(torch.is_grad_enabled() and not cached):
-            text = F.normalize(encode_text(clip_model, tokens), dim=-1).reshape(len(names), len(self.templates), -1)
+
+        def compute() -> torch.Tensor:
+            with torch.set_grad_enabled(torch.is_grad_enabled() and not cached):
+                out = F.normalize(encode_text(clip_model, tokens), dim=-1).reshape(len(names), len(self.templates), -1)
+            return F.normalize(out.mean(dim=1, keepdim=True), dim=-1) if self.ensemble else out
+
+        if cached and self.disk_cache is not None:
+            text = self.disk_cache.get_or_compute(
+                self.templates, names, compute, device, ensemble=self.ensemble, autocast=str(amp)
+            )
+        else:
+            text = compute()
         if cached:
             self.cache[key] = text
             if len(self.cache) > _TEXT_CACHE_SIZE:
@@ -212,8 +226,9 @@ class CATSeg(OpenCLIPModel):
 
     @property
     def prompt_templates(self) -> list[str]:
-        """``model.prompt_templates``: the official ViT-B/16 config uses one, ``"A photo of a {} in the scene"``."""
-        return list(self.config["prompt_templates"])
+        """``model.prompt_templates``: the official ViT-B/16 config uses one, ``"A photo of a {} in the scene"``
+        (while ensembling a template set, ``set_prompt_ensemble``: the set's templates)."""
+        return list(self.text_encoder.templates) if self.text_encoder.ensemble else list(self.config["prompt_templates"])
 
     def set_prompt_templates(self, templates: Sequence[str]) -> None:
         """Prompt with ``templates``; their number is part of the architecture (the aggregator's prompt
@@ -249,9 +264,27 @@ class CATSeg(OpenCLIPModel):
         return parameter_table(self)
 
     # ------------------------------------------------------------------ forward passes
+    def set_prompt_ensemble(self, templates: Sequence[str]) -> None:
+        """Ensemble ``templates`` into each class's one prompt channel (only for models trained with one
+        template: the number of prompt channels is architecture).
+
+        Raises:
+            InputError: templates without exactly one ``{}``, or a model with several prompt channels.
+        """
+        templates = list(templates)
+        if not templates or not all(isinstance(t, str) and t.count("{}") == 1 for t in templates):
+            raise InputError(f"prompt templates must be strings with {{}} exactly once, got {templates!r}")
+        if len(self.config["prompt_templates"]) != 1:
+            raise InputError(
+                f"this CAT-Seg model has {len(self.config['prompt_templates'])} prompt channels (architecture); "
+                "only a model trained with one template can ensemble a template set"
+            )
+        self.text_encoder = _TextEncoder(self.config["clip"]["name"], templates, ensemble=True)
+
     def encode_classes(self, class_names: Sequence[str]) -> torch.Tensor:
         """(T, P, E) L2-normalised prompt embeddings; cached per class list in eval mode, recomputed with
         gradients in training mode (the text encoder's Q/V train)."""
+        self.text_encoder.disk_cache = self.text_embedding_cache
         return self.text_encoder(self.clip_model, class_names, cached=not self.training)
 
     def encode_image(self, images: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:

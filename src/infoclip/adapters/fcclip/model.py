@@ -64,6 +64,8 @@ class TextClassifier:
         self.chunk = chunk
         self.truncate = truncate
         self.cache: OrderedDict[tuple[str, ...], tuple[torch.Tensor, list[int]]] = OrderedDict()
+        #: the model's ``text_embedding_cache`` (a TextEmbeddingCache on disk), set before each call; ``None``: none
+        self.disk_cache = None
 
     def clear(self) -> None:
         self.cache.clear()
@@ -78,15 +80,21 @@ class TextClassifier:
             self.cache.move_to_end(key)
             return hit
         synonyms = split_synonyms(key)
-        prompts = [template.format(s) for names in synonyms for s in names for template in self.templates]
-        rows = []
-        for start in range(0, len(prompts), self.chunk):
-            tokens = self.tokenizer(prompts[start : start + self.chunk]).to(device)
-            if self.truncate:
-                tokens = tokens[:, : int(tokens.argmax(dim=-1).max()) + 1]
-            rows.append(backbone.encode_text(tokens).float())
-        text = F.normalize(torch.cat(rows), dim=-1).reshape(-1, len(self.templates), rows[0].shape[-1]).mean(1)
-        entry = (F.normalize(text, dim=-1), [len(s) for s in synonyms])
+
+        def compute() -> torch.Tensor:
+            prompts = [template.format(s) for names in synonyms for s in names for template in self.templates]
+            rows = []
+            for start in range(0, len(prompts), self.chunk):
+                tokens = self.tokenizer(prompts[start : start + self.chunk]).to(device)
+                if self.truncate:
+                    tokens = tokens[:, : int(tokens.argmax(dim=-1).max()) + 1]
+                rows.append(backbone.encode_text(tokens).float())
+            text = F.normalize(torch.cat(rows), dim=-1).reshape(-1, len(self.templates), rows[0].shape[-1]).mean(1)
+            return F.normalize(text, dim=-1)
+
+        cache = self.disk_cache
+        text = compute() if cache is None else cache.get_or_compute(self.templates, key, compute, device, truncate=self.truncate)
+        entry = (text, [len(s) for s in synonyms])
         self.cache[key] = entry
         if len(self.cache) > _TEXT_CACHE_SIZE:
             self.cache.popitem(last=False)
@@ -237,6 +245,7 @@ class FCCLIP(OVSSModel):
 
     def text_classifier(self, class_names: Sequence[str]) -> tuple[torch.Tensor, list[int]]:
         """``(text (S + 1, E), synonyms per class)``: the cached synonym rows plus the normalised void embedding."""
+        self._text.disk_cache = None if self.training else self.text_embedding_cache
         text, synonyms = self._text(self.backbone, class_names)
         return torch.cat([text, F.normalize(self.void_embedding.weight, dim=-1)], dim=0), synonyms
 
