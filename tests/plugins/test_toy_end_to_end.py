@@ -37,8 +37,9 @@ def test_toy_adapter_trains_resumes_exports_evaluates_segments_and_converts(inst
     start = f"model.pretrained={official}"  # load_pretrained reads the made-up official format
 
     # train with the InfoCLIP objective; an uninterrupted run is the reference
-    reference = _train(cli, tmp_path / "ref", tiny_dataset, TOTAL, start)
-    assert "trainable parameters" in reference.stderr and "encoder" in reference.stderr, "the lr parts table"
+    # (recomputing the encoder in backward, set_grad_checkpointing, changes no number)
+    reference = _train(cli, tmp_path / "ref", tiny_dataset, TOTAL, start, "train.grad_checkpointing=true")
+    assert "trainable parameters" in reference.stderr and "hashed character trigrams" in reference.stderr
     ref = _losses(tmp_path / "ref")
     assert len(ref) == TOTAL and all(r[2] != 0.0 and r[3] != 0.0 for r in ref), "InfoCLIP terms are trained"
 
@@ -79,3 +80,32 @@ def test_toy_adapter_trains_resumes_exports_evaluates_segments_and_converts(inst
     )
     np.testing.assert_allclose(probs, expected.numpy(), atol=1e-5)
     assert not np.allclose(probs, np.load(out / "room_probs.npy"), atol=1e-3), "the trained model differs"
+
+
+def test_toy_honours_the_contract_members(installed_toy, cli, tmp_path):
+    from infoclip.adapters import get_adapter
+    from infoclip.errors import InputError, WeightsNotFoundError
+
+    toy = __import__("infoclip_toy_adapter")
+    model = get_adapter("toy").build_model({})
+    assert model.embed_dim == 8 and model.clip_tag == "" and model.default_protocol == "tiles"
+    groups = {g["name"]: g for g in model.param_groups(1e-3, 0.0, {"encoder": 0.5, "clip": 0.01})}
+    assert groups["encoder"]["lr"] == 5e-4 and groups["text"]["lr"] == groups["head"]["lr"] == 1e-3
+    assert sum(len(g["params"]) for g in groups.values()) == len(list(model.parameters()))
+    image = torch.rand(3, 12, 12) * 255
+    before = model.predict(image, ["cat", "sky"])
+    model.set_prompt_templates(["a {}", "a photo of a {}"])
+    assert model.prompt_templates == ["a {}", "a photo of a {}"] and model.model_config()["prompt_templates"] == model.prompt_templates
+    assert not torch.allclose(before, model.predict(image, ["cat", "sky"]))
+    with pytest.raises(InputError, match="holding"):
+        model.set_prompt_templates(["no placeholder"])
+    with pytest.raises(InputError, match="unknown protocol 'sliding'.*tiles, whole"):
+        model.check_protocol("sliding")
+    with pytest.raises(WeightsNotFoundError, match="do not exist"):
+        toy.ToyModel({"pretrained": str(tmp_path / "missing.pt")}).load_pretrained()
+
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"model": {}}, foreign)
+    refused = cli(["convert", "toy", str(foreign), "-o", str(tmp_path / "x.safetensors")])
+    assert refused.exit_code == 1 and "is not a toyseg-1 checkpoint" in refused.stderr
+    assert sum(line.startswith("error:") for line in refused.stderr.splitlines()) == 1 and not (tmp_path / "x.safetensors").exists()

@@ -31,6 +31,7 @@ from infoclip import hookimpl
 from infoclip.adapters import Adapter, DenseEmbeddings, OVSSModel, TrainOutput
 from infoclip.adapters.contract import EvalProtocol
 from infoclip.adapters.config_checks import unknown_keys
+from infoclip.adapters.parameters import format_parameter_table
 from infoclip.errors import ConfigError, InputError, WeightsNotFoundError
 
 #: the model config schema with its defaults (every key; unknown keys are refused)
@@ -158,6 +159,11 @@ class ToyModel(OVSSModel):
 
     def lr_parts(self) -> dict[str, tuple[str, ...]]:
         return {"encoder": ("encoder",), "text": ("text",)}
+
+    def parameter_table(self) -> str:
+        counts = {part: (c["trainable"], c["frozen"]) for part, c in self.parameter_counts().items()}
+        footer = [f"text: hashed character trigrams, {self.config['buckets']} buckets, no CLIP"]
+        return format_parameter_table(counts, footer)
 
     def load_pretrained(self, cache_dir: str | None = None) -> Path | None:
         """Load ``pretrained`` (a toyseg-1 file) when the config names one."""
