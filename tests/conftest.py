@@ -32,13 +32,17 @@ def _fresh_plugin_manager():
 HERE = Path(__file__).parent / "plugins"
 
 
-def make_distribution(root: Path, dist: str, module: str, entry_name: str, source: str, version: str = "0.1") -> Path:
+def make_distribution(
+    root: Path, dist: str, module: str, entry_name: str, source: str, version: str = "0.1", data: dict[str, str] | None = None
+) -> Path:
     """Write an importable module plus a ``.dist-info`` declaring it in the ``infoclip`` entry-point group.
 
     This is what ``pip install`` leaves behind for a third-party adapter, so the manager finds it through
     ``importlib.metadata`` exactly as it would find a real one.
     """
     (root / f"{module}.py").write_text(source, encoding="utf-8")
+    for name, text in (data or {}).items():  # files shipped beside the module (presets)
+        (root / name).write_text(text, encoding="utf-8")
     info = root / f"{dist.replace('-', '_')}-{version}.dist-info"
     info.mkdir(parents=True)
     (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n", encoding="utf-8")
@@ -48,9 +52,11 @@ def make_distribution(root: Path, dist: str, module: str, entry_name: str, sourc
 
 @pytest.fixture
 def installed_toy(tmp_path, monkeypatch):
-    """The toy adapter installed as a third-party distribution ``infoclip-toy`` with entry point ``toy``."""
+    """The toy adapter installed as a third-party distribution ``infoclip-toy`` with entry point ``toy``, its
+    preset ``toy-tiny.yaml`` beside the module."""
     source = (HERE / "toy_adapter.py").read_text(encoding="utf-8")
-    make_distribution(tmp_path, "infoclip-toy", "infoclip_toy_adapter", "toy", source)
+    preset = {"toy-tiny.yaml": (HERE / "toy-tiny.yaml").read_text(encoding="utf-8")}
+    make_distribution(tmp_path, "infoclip-toy", "infoclip_toy_adapter", "toy", source, data=preset)
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.delenv("INFOCLIP_DISABLE_PLUGIN_AUTOLOAD", raising=False)
     yield tmp_path

@@ -17,7 +17,9 @@ from tests.segmentation.conftest import tiny_weights  # noqa: F401  (fixture)
 def test_hook_infoclip_register_adapters(installed_toy):
     toy = get_adapter("toy")
     assert toy.summary and toy.version == "0.1"
-    model = toy.build_model({"anything": 1})
+    with pytest.raises(ConfigError, match="unknown toy model key"):
+        toy.build_model({"anything": 1})
+    model = toy.build_model({})
     images = torch.rand(2, 3, 16, 16) * 255
     out = model.forward_train(images, ["cat", "sofa", "sky"])
     assert isinstance(out, TrainOutput)
@@ -26,7 +28,7 @@ def test_hook_infoclip_register_adapters(installed_toy):
     assert out.embeddings.text.shape == (3, 8)
     loss = model.task_loss(out.logits, torch.randint(-1, 3, (2, 16, 16)))
     loss.backward()
-    assert model.pixel.weight.grad is not None
+    assert model.encoder[0].weight.grad is not None
     teacher = toy.build_teacher({}, model)
     emb = teacher(images, ["cat", "sofa", "sky"])
     assert isinstance(emb, DenseEmbeddings) and not emb.image.requires_grad

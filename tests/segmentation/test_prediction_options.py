@@ -267,6 +267,7 @@ def test_any_adapter_gets_the_options_through_the_contract():
     TTA; a template set it cannot ensemble is one line."""
     from infoclip.segmentation.options import OptionedPredictor
     from infoclip.segmentation.segmenter import Segmenter
+    from infoclip.adapters import OVSSModel
     from tests.plugins.toy_adapter import ToyModel
 
     torch.manual_seed(0)
@@ -274,8 +275,14 @@ def test_any_adapter_gets_the_options_through_the_contract():
     options = _options(synonym_rule="mean", expand_vocab="coco", background_threshold=0.01, tta="flip")
     result = Segmenter(model, "toy", protocol="whole", options=options).predict(gradient_rgb(16, 16), ["a|b", "c"])
     assert result.classes == ["a|b", "c", "other"] and result.probs.shape == (3, 16, 16)
+    OptionedPredictor(model, _options(templates="vild14"))  # the toy averages any number of templates itself
+    assert len(model.prompt_templates) == 14
+
+    class FixedPrompts(ToyModel):
+        set_prompt_templates = OVSSModel.set_prompt_templates  # the contract's default: it cannot
+
     with pytest.raises(InputError, match="does not support changing its prompt templates"):
-        OptionedPredictor(model, _options(templates="vild14"))
+        OptionedPredictor(FixedPrompts({}), _options(templates="vild14"))
 
 
 def test_class_files_carry_synonyms_one_class_per_line(tmp_path):
