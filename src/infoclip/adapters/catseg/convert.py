@@ -20,14 +20,13 @@ from __future__ import annotations
 
 import os
 import re
-import zipfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 import torch
 
+from infoclip.adapters.official_checkpoint import SHOWN_KEYS, name_some, read_detectron2_state
 from infoclip.errors import CheckpointError
 
 #: presets an official checkpoint may be, with the official ``CLIP_PRETRAINED`` name of each
@@ -57,7 +56,6 @@ _SIGNATURE_KEYS: tuple[str, ...] = (
 )
 _DEPTH = "image-tower blocks"
 _VISUAL_BLOCK = re.compile(r"^clip_model\.visual\.transformer\.resblocks\.(\d+)\.")
-_SHOWN = 3  # keys named per problem in an error message
 
 
 def infoclip_key(official_key: str) -> str | None:
@@ -118,57 +116,13 @@ def read_official_state(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]
     Raises:
         CheckpointError: unreadable, not a state dict, or holding no CAT-Seg weights.
     """
-    from infoclip.weights import torch_load_checkpoint
-
-    path = Path(path)
-    try:
-        data = torch_load_checkpoint(path)
-    except CheckpointError as exc:
-        _explain_unreadable(path, exc)
-        raise
-    if isinstance(data, Mapping) and isinstance(data.get("model"), Mapping):
-        data = data["model"]
-    if not isinstance(data, Mapping) or not data:
-        raise CheckpointError(
-            f"{path} holds a {type(data).__name__}, not a state dict; expected an official CAT-Seg checkpoint "
-            '({"model": state_dict} as detectron2 saves it, or the state dict itself)'
-        )
-    not_tensors = [str(k) for k, v in data.items() if not isinstance(k, str) or not isinstance(v, torch.Tensor)]
-    if not_tensors:
-        raise CheckpointError(
-            f"{path} is not a state dict: {_name_some(not_tensors)} {'is' if len(not_tensors) == 1 else 'are'} not "
-            "named tensors; expected an official CAT-Seg checkpoint"
-        )
-    if all(k.startswith("module.") for k in data):
-        data = {k[len("module.") :]: v for k, v in data.items()}
+    data = read_detectron2_state(path, "CAT-Seg")
     if not any(infoclip_key(k) is not None for k in data):
         raise CheckpointError(
-            f"{path} holds no CAT-Seg weights: none of its {len(data)} keys ({_name_some(sorted(data))}) start with "
+            f"{path} holds no CAT-Seg weights: none of its {len(data)} keys ({name_some(sorted(data))}) start with "
             f"{', '.join(p for p, _ in KEY_PREFIXES)}; is it an official CAT-Seg checkpoint?"
         )
-    return dict(data)
-
-
-def _explain_unreadable(path: Path, exc: CheckpointError) -> None:
-    """Raise a plainer error than torch's for the two usual cases: a cut-off download and a non-checkpoint."""
-    if not path.is_file():
-        return
-    with path.open("rb") as f:
-        head = f.read(4)
-    if head == b"PK\x03\x04" and not zipfile.is_zipfile(path):
-        raise CheckpointError(
-            f"{path} is a truncated or damaged PyTorch checkpoint (its zip archive is incomplete); copy or download it again"
-        ) from exc
-    if head[:2] != b"PK" and head[:1] != b"\x80":  # neither torch.save's zip nor a legacy pickle stream
-        raise CheckpointError(
-            f"{path} is not a PyTorch checkpoint (torch.save writes a zip archive, this file is not one); "
-            "expected an official CAT-Seg model_final.pth"
-        ) from exc
-
-
-def _name_some(keys: Sequence[str]) -> str:
-    more = f" (+{len(keys) - _SHOWN} more)" if len(keys) > _SHOWN else ""
-    return ", ".join(keys[:_SHOWN]) + more
+    return data
 
 
 def _signature(shapes: Mapping[str, tuple[int, ...]]) -> dict[str, Any]:
@@ -214,8 +168,8 @@ def detect_preset(state: Mapping[str, torch.Tensor], presets: Mapping[str, str] 
         problems.append("the identifying shapes mix different architectures")
     archs = " or ".join(presets.values())
     raise CheckpointError(
-        f"not a {archs} CAT-Seg checkpoint: {'; '.join(problems[:_SHOWN])}"
-        + (f" (+{len(problems) - _SHOWN} more)" if len(problems) > _SHOWN else "")
+        f"not a {archs} CAT-Seg checkpoint: {'; '.join(problems[:SHOWN_KEYS])}"
+        + (f" (+{len(problems) - SHOWN_KEYS} more)" if len(problems) > SHOWN_KEYS else "")
     )
 
 
@@ -253,7 +207,7 @@ def convert_official_state(
     kind = [k for k in official if k in state and not _DERIVED_BUFFER.match(k)
             and state[k].is_floating_point() != dtypes[infoclip_key(k)].is_floating_point]  # fmt: skip
     problems = [
-        f"{label}: {_name_some(keys)}"
+        f"{label}: {name_some(keys)}"
         for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong), ("wrong dtype", kind))
         if keys
     ]

@@ -25,11 +25,11 @@ import os
 import re
 from collections.abc import Mapping
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 import torch
 
+from infoclip.adapters.official_checkpoint import SHOWN_KEYS, name_some, read_detectron2_state
 from infoclip.errors import CheckpointError
 
 log = logging.getLogger(__name__)
@@ -53,12 +53,6 @@ _DROPPED = ("criterion.empty_weight",)
 #: res5 channels of FC-CLIP's ResNet CLIP variants (official configs), named in the refusal
 _RESNET_RES5 = {2048: "RN50 or RN101", 2560: "RN50x4", 3072: "RN50x16", 4096: "RN50x64"}
 _IN_PROJ = re.compile(r"^(backbone\.clip_model\.transformer\.resblocks\.\d+\.attn\.)in_proj_weight$")
-_SHOWN = 3
-
-
-def _name_some(keys: list[str]) -> str:
-    more = f" (+{len(keys) - _SHOWN} more)" if len(keys) > _SHOWN else ""
-    return ", ".join(keys[:_SHOWN]) + more
 
 
 @lru_cache(maxsize=4)
@@ -78,31 +72,14 @@ def read_official_state(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]
     Raises:
         CheckpointError: unreadable, not a state dict, or not an FC-CLIP checkpoint (the keys are named).
     """
-    from infoclip.adapters.catseg.convert import _explain_unreadable
-    from infoclip.weights import torch_load_checkpoint
-
-    path = Path(path)
-    try:
-        data = torch_load_checkpoint(path)
-    except CheckpointError as exc:
-        _explain_unreadable(path, exc)
-        raise
-    if isinstance(data, Mapping) and isinstance(data.get("model"), Mapping):
-        data = data["model"]
-    if not isinstance(data, Mapping) or not data or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in data.items()):
-        raise CheckpointError(
-            f"{path} is not a state dict of named tensors; expected an official FC-CLIP checkpoint "
-            '({"model": state_dict} as detectron2 saves it, or the state dict itself)'
-        )
-    if all(k.startswith("module.") for k in data):
-        data = {k[len("module.") :]: v for k, v in data.items()}
+    data = read_detectron2_state(path, "FC-CLIP")
     missing = [k for k in _FCCLIP_KEYS if k not in data]
     if missing:
         raise CheckpointError(
-            f"{path} is not an FC-CLIP checkpoint: it lacks {_name_some(missing)}; its {len(data)} keys include "
-            f"{_name_some(sorted(data))}"
+            f"{path} is not an FC-CLIP checkpoint: it lacks {name_some(missing)}; its {len(data)} keys include "
+            f"{name_some(sorted(data))}"
         )
-    return dict(data)
+    return data
 
 
 def detect_preset(state: Mapping[str, torch.Tensor]) -> str:
@@ -133,7 +110,7 @@ def detect_preset(state: Mapping[str, torch.Tensor]) -> str:
         )
     expected = {k: s for k, s, _ in _layout("fcclip-convnext-l")}
     wrong = [f"{k} is {list(found.get(k, ()))}, expected {list(expected[k])}" for k in _SIGNATURE_KEYS if found.get(k) != expected[k]]
-    raise CheckpointError(f"not an FC-CLIP ConvNeXt-L checkpoint: {'; '.join(wrong[:_SHOWN])}")
+    raise CheckpointError(f"not an FC-CLIP ConvNeXt-L checkpoint: {'; '.join(wrong[:SHOWN_KEYS])}")
 
 
 def _clip_fill(config: Mapping[str, Any], keys: list[str]) -> dict[str, torch.Tensor]:
@@ -149,7 +126,7 @@ def _clip_fill(config: Mapping[str, Any], keys: list[str]) -> dict[str, torch.Te
     short = [k[len(CLIP_PREFIX) :] for k in keys]
     absent = [k for k in short if k not in source]
     if absent:
-        raise CheckpointError(f"the CLIP weights of {clip_cfg['name']}:{clip_cfg['pretrained']} lack {_name_some(absent)}")
+        raise CheckpointError(f"the CLIP weights of {clip_cfg['name']}:{clip_cfg['pretrained']} lack {name_some(absent)}")
     return {CLIP_PREFIX + k: source[k] for k in short}
 
 
@@ -181,7 +158,7 @@ def convert_official_state(state: Mapping[str, torch.Tensor], source: str = "che
     wrong = [f"{k} {list(v.shape)} (expected {list(layout[k][0])})" for k, v in ours.items() if k in layout and tuple(v.shape) != layout[k][0]]
     missing = [k for k in layout if k not in ours]
     missing_head = [k for k in missing if not k.startswith(CLIP_PREFIX)]
-    problems = [f"{label}: {_name_some(keys)}" for label, keys in (("missing", missing_head), ("unexpected", unexpected), ("wrong shape", wrong)) if keys]
+    problems = [f"{label}: {name_some(keys)}" for label, keys in (("missing", missing_head), ("unexpected", unexpected), ("wrong shape", wrong)) if keys]
     if problems:
         raise CheckpointError(f"{source} looks like an FC-CLIP checkpoint ({preset}) but does not fit it: {'; '.join(problems)}")
     if missing:

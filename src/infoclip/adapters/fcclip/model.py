@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from infoclip.adapters.catseg.model import check_images, resize_shortest_edge
+from infoclip.adapters.inputs import check_images, resize_shortest_edge
 from infoclip.adapters.contract import CLIP_PART, DenseEmbeddings, EvalProtocol, OVSSModel, TrainOutput
 from infoclip.adapters.contract import check_class_list, check_prediction_inputs
 from infoclip.adapters.fcclip.backbone import ConvNeXtCLIP
@@ -40,11 +40,9 @@ from infoclip.mask_classification import SetCriterion, SetCriterionConfig
 from infoclip.mask_classification.semantic_inference import semantic_scores as mask_semantic_scores
 from infoclip.mask_classification.targets import batch_semantic_targets
 
-#: FC-CLIP has one evaluation protocol; "sliding" is accepted as well because infoclip's CLI uses that word for
-#: "the framework's published protocol" (for FC-CLIP: the same whole-image protocol)
+#: FC-CLIP has one evaluation protocol (segment and eval default to it for FC-CLIP weights)
 FCCLIP_PROTOCOLS = (
     EvalProtocol("whole", "FC-CLIP's protocol: short side 800 (long side <= 1333), the whole image in one pass, zero-padded to 32"),
-    EvalProtocol("sliding", "the same as whole (FC-CLIP publishes no sliding window; the word names the published protocol)"),
 )
 _TEXT_CACHE_SIZE = 8
 
@@ -425,8 +423,7 @@ class FCCLIP(OVSSModel):
 
         detectron2's ``ResizeShortestEdge(800, max 1333)`` on the 8-bit image (PIL bilinear), the whole image
         in one pass (zero-padded to 32), ensemble, semantic inference in the configured upsampling order, at the
-        original size. FC-CLIP has one protocol (``"whole"``; ``"sliding"`` is accepted as the same, see
-        ``FCCLIP_PROTOCOLS``).
+        original size. FC-CLIP has one protocol, ``"whole"`` (``FCCLIP_PROTOCOLS``).
 
         Args:
             image: (3, H, W) float (or uint8) RGB in [0, 255].

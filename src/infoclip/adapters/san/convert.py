@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 import torch
 
+from infoclip.adapters.official_checkpoint import name_some, read_detectron2_state
 from infoclip.errors import CheckpointError
 
 #: presets an official checkpoint may be, with a display name
@@ -39,7 +39,6 @@ _SIGNATURE = "clip_visual_extractor.conv1.weight"
 _BLOCK = re.compile(r"^clip_model\.visual\.transformer\.resblocks\.(\d+)\.(.*)$")
 _SPLIT = ("q_proj_weight", "k_proj_weight", "v_proj_weight")
 _REC_HEAD_KEYS = ("ln_post.", "proj")
-_SHOWN = 3
 
 
 def official_key(key: str, feature_layers: int) -> str:
@@ -104,11 +103,6 @@ def official_layout(preset: str) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
-def _name_some(keys: Sequence[str]) -> str:
-    more = f" (+{len(keys) - _SHOWN} more)" if len(keys) > _SHOWN else ""
-    return ", ".join(keys[:_SHOWN]) + more
-
-
 def read_official_state(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
     """The weights of an official SAN checkpoint: detectron2's ``{"model": state_dict, ...}`` or a bare state
     dict (a ``module.`` prefix from DistributedDataParallel is removed). Read with ``weights_only=True``.
@@ -116,29 +110,14 @@ def read_official_state(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]
     Raises:
         CheckpointError: unreadable, not a state dict, or holding no SAN weights (the message names keys).
     """
-    from infoclip.weights import torch_load_checkpoint
-
-    path = Path(path)
-    data = torch_load_checkpoint(path)
-    if isinstance(data, Mapping) and isinstance(data.get("model"), Mapping):
-        data = data["model"]
-    if not isinstance(data, Mapping) or not data:
-        raise CheckpointError(
-            f"{path} holds a {type(data).__name__}, not a state dict; expected an official SAN checkpoint "
-            '({"model": state_dict} as detectron2 saves it, or the state dict itself)'
-        )
-    bad = [str(k) for k, v in data.items() if not isinstance(k, str) or not isinstance(v, torch.Tensor)]
-    if bad:
-        raise CheckpointError(f"{path} is not a state dict: {_name_some(bad)} are not named tensors; expected an official SAN checkpoint")
-    if all(k.startswith("module.") for k in data):
-        data = {k[len("module.") :]: v for k, v in data.items()}
+    data = read_detectron2_state(path, "SAN")
     if not any(k.startswith(OFFICIAL_PREFIXES[:4]) for k in data):
         hint = " (it looks like a CAT-Seg checkpoint: convert it with the catseg adapter)" if any(k.startswith("sem_seg_head.") for k in data) else ""
         raise CheckpointError(
-            f"{path} holds no SAN weights: none of its {len(data)} keys ({_name_some(sorted(data))}) start with "
+            f"{path} holds no SAN weights: none of its {len(data)} keys ({name_some(sorted(data))}) start with "
             f"{', '.join(OFFICIAL_PREFIXES[:4])}{hint}"
         )
-    return dict(data)
+    return data
 
 
 def detect_preset(state: Mapping[str, torch.Tensor]) -> str:
@@ -190,7 +169,7 @@ def convert_official_state(
     if "ov_classifier.attn_mask" in state and tuple(state["ov_classifier.attn_mask"].shape) != (context, context):
         wrong.append(f"ov_classifier.attn_mask {list(state['ov_classifier.attn_mask'].shape)} (expected {[context, context]})")
     not_float = [k for k in official if k in state and not state[k].is_floating_point()]
-    problems = [f"{label}: {_name_some(keys)}" for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong), ("not floating point", not_float)) if keys]
+    problems = [f"{label}: {name_some(keys)}" for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong), ("not floating point", not_float)) if keys]
     if problems:
         raise CheckpointError(f"{source} looks like {arch} but does not fit it: {'; '.join(problems)}")
     converted: dict[str, torch.Tensor] = {}
