@@ -28,7 +28,7 @@ __all__ = [
 _LAZY = {
     "Trainer": "infoclip.training.engine",
     "TrainSummary": "infoclip.training.engine",
-    "prepare_run_config": "infoclip.training.engine",
+    "prepare_run_config": "infoclip.training.run_config",
     "train": "infoclip.training.engine",
     "export_checkpoint": "infoclip.training.export",
     "resolve_run_config": "infoclip.training.run_config",

@@ -17,6 +17,7 @@ path of the newest one. The pointer is rewritten only after the checkpoint file 
 
 from __future__ import annotations
 
+import copy
 import os
 import random
 import re
@@ -178,3 +179,32 @@ def tensor_fingerprint(module: torch.nn.Module) -> list[float]:
             squares += (value * value).sum()
             count += value.numel()
     return [float(total), float(squares), float(count)]
+
+
+def restore_optimizer_state(
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LambdaLR,
+    data: Mapping[str, Any],
+    source: str | os.PathLike[str],
+) -> None:
+    """Load a checkpoint's ``optimizer`` and ``scheduler`` state into the ones this run built from its config.
+
+    Moments and step counts come from the checkpoint; hyperparameters (lr, weight decay, schedule length)
+    from this run's config, so that a resume with e.g. ``--set solver.iterations=...`` follows the new schedule.
+    With an unchanged config both are the same numbers. ``TrainingError`` when the groups do not fit.
+    """
+    from infoclip.errors import TrainingError
+
+    hyper = [{k: v for k, v in group.items() if k != "params"} for group in optimizer.param_groups]
+    lambdas = copy.deepcopy(scheduler.lr_lambdas)  # load_state_dict overwrites them in place
+    try:
+        optimizer.load_state_dict(data["optimizer"])
+    except (ValueError, KeyError) as exc:
+        raise TrainingError(f"{source}: the optimizer state does not fit this run's parameter groups ({exc})") from exc
+    scheduler.load_state_dict(data["scheduler"])
+    scheduler.lr_lambdas = lambdas
+    scheduler.base_lrs = [h["initial_lr"] for h in hyper]
+    for group, fresh, factor in zip(optimizer.param_groups, hyper, lambdas):
+        group.update(fresh)
+        group["lr"] = fresh["initial_lr"] * factor(scheduler.last_epoch)
+    scheduler._last_lr = [group["lr"] for group in optimizer.param_groups]

@@ -14,12 +14,15 @@
 Rank 0 writes the run folder (config, CSV/TensorBoard logs, checkpoints, validation results, plot);
 validation is sharded over ranks with the code and protocol of ``infoclip eval`` and the confusion matrices
 are summed.
+
+This module is the loop only: the run config and the model section it builds come from ``run_config``, the
+optimizer and schedule from ``optim``, checkpoint files and the resumed optimizer/schedule state from
+``checkpoint``, log rows and ``summary.json`` from ``run_log``.
 """
 
 from __future__ import annotations
 
 import contextlib
-import copy
 import json
 import logging
 import math
@@ -27,8 +30,7 @@ import os
 import sys
 import time
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -38,7 +40,7 @@ from torch import nn
 
 from infoclip.adapters.contract import CLIP_PART
 from infoclip.runtime import autocast, precision_dtype
-from infoclip.config import apply_overrides, load_config, save_config
+from infoclip.config import save_config
 from infoclip.errors import AdapterError, CheckpointError, ConfigError, DatasetError, DiskFullError, TrainingError
 from infoclip.training import checkpoint as ckpt
 from infoclip.training import run_lock
@@ -46,10 +48,38 @@ from infoclip.training.augment import TrainAugmentation
 from infoclip.training.data_stream import StreamLayout, build_train_loader, worker_count
 from infoclip.training.distributed import DistContext, init_distributed
 from infoclip.training.interrupt import GracefulStop, ImmediateStop, TrainingInterrupted, agreed_stop, stop_notice
-from infoclip.training.optim import build_optimizer, build_scheduler, clip_full_model, recipe_param_groups
-from infoclip.training.run_config import changed_keys, resolve_run_config, validate_run_config
-from infoclip.training.run_folder import CONFIG_FILE, METRICS_FILE, SUMMARY_FILE, VAL_DIR, holds_run
-from infoclip.training.run_log import TRAIN_LOG, VAL_LOG, CsvLog, TensorBoardLog, plot_curves
+from infoclip.training.optim import clip_full_model, recipe_optimizer
+from infoclip.training.run_config import (
+    effective_model_config,
+    load_initial_weights,
+    prepare_run_config,
+    validate_run_config,
+)
+from infoclip.training.run_folder import CONFIG_FILE, METRICS_FILE, SUMMARY_FILE, VAL_DIR
+from infoclip.training.run_log import (
+    TRAIN_LOG,
+    VAL_LOG,
+    CsvLog,
+    StepResult,
+    TensorBoardLog,
+    TrainSummary,
+    plot_curves,
+    summary_json,
+)
+
+# prepare_run_config (run_config), StepResult and TrainSummary (run_log) are re-exported: callers import
+# them from here.
+__all__ = [
+    "LOSS_TERMS",
+    "FrozenTeacher",
+    "StepResult",
+    "TrainBundle",
+    "TrainSummary",
+    "Trainer",
+    "TrainingProgress",
+    "prepare_run_config",
+    "train",
+]
 
 logger = logging.getLogger("infoclip.training")
 
@@ -70,62 +100,6 @@ class TrainingProgress(Protocol):
 
     def close(self) -> None:
         """Training ended (normally or not)."""
-
-
-# ---------------------------------------------------------------- run configuration
-
-
-def prepare_run_config(
-    run_dir: str | os.PathLike[str],
-    config: str | os.PathLike[str] | None,
-    adapter: str | None = None,
-    overrides: Sequence[str] = (),
-    resume: bool = False,
-    overwrite: bool = False,
-) -> tuple[dict[str, Any], list[str]]:
-    """The config a run will use, and the dotted keys a resume changes relative to the saved one.
-
-    * fresh run: ``resolve_run_config(config, adapter, overrides)``; refused if ``run_dir`` already holds a run,
-      unless ``overwrite`` (the caller then clears the folder: ``run_folder.clear_run``);
-    * ``resume``: the run's saved ``config.yaml`` with ``overrides`` applied; ``config``, if given, must resolve
-      to the same thing. Refused if the folder holds no checkpoint to resume from.
-    """
-    run_dir = Path(run_dir)
-    saved_path = run_dir / CONFIG_FILE
-    if resume and overwrite:
-        raise ConfigError("--resume continues a run and --overwrite starts it again from scratch; pass one of them")
-    if not resume:
-        if holds_run(run_dir) and not overwrite:
-            raise ConfigError(
-                f"{run_dir} already holds a training run; pass --resume to continue it, --overwrite to start it "
-                "again from scratch, or choose another --output-dir"
-            )
-        if config is None:
-            raise ConfigError("--config is required for a new run (a YAML file or a preset such as catseg-vit-b16)")
-        return resolve_run_config(config, adapter, overrides), []
-    if ckpt.last_checkpoint(run_dir) is None:
-        if holds_run(run_dir):
-            raise CheckpointError(
-                f"nothing to resume: {run_dir} holds a run that stopped before its first checkpoint; "
-                "start it again with --overwrite"
-            )
-        raise CheckpointError(f"nothing to resume: {run_dir} holds no training checkpoint; start the run without --resume")
-    if not saved_path.is_file():
-        raise CheckpointError(f"{run_dir} has a checkpoint but no {CONFIG_FILE}; restore it or start a new run")
-    saved = load_config(saved_path)
-    if adapter is not None and saved.get("adapter") != adapter:
-        raise ConfigError(f"--adapter {adapter} does not match the resumed run's adapter {saved.get('adapter')}")
-    updated = apply_overrides(saved, overrides, strict=True)
-    validate_run_config(updated)
-    if config is not None:
-        fresh = resolve_run_config(config, adapter, overrides)
-        differ = changed_keys(updated, fresh)
-        if differ:
-            raise ConfigError(
-                f"--config differs from {saved_path} in {', '.join(differ[:5])}; resume without --config "
-                "to use the saved config, or change keys with --set"
-            )
-    return updated, changed_keys(saved, updated)
 
 
 # ---------------------------------------------------------------- model pieces
@@ -158,29 +132,6 @@ class FrozenTeacher(nn.Module):
         if not isinstance(out, DenseEmbeddings):
             raise AdapterError(f"the adapter's teacher returned {type(out).__name__}, expected DenseEmbeddings")
         return DenseEmbeddings(out.image.float(), out.grid, out.text.float())
-
-
-def _load_initial_weights(model: nn.Module, spec: str, adapter: str) -> None:
-    """Load ``train.init_weights`` (any weights ``resolve_weights`` takes) into the freshly built student, strictly.
-
-    On resume the checkpoint's weights replace these anyway, so they are loaded for new runs and resumed
-    runs alike (the run config stays the record of where the run started).
-    """
-    from infoclip.weights import load_state_strict, read_weights
-    from infoclip.weights_resolver import resolve_weights
-
-    resolved = resolve_weights(spec)
-    state, meta = read_weights(resolved.path)
-    if meta.adapter != adapter:
-        raise ConfigError(
-            f"train.init_weights {spec} are {meta.adapter} weights, but this run trains the {adapter} adapter"
-        )
-    try:
-        load_state_strict(model, state, spec)
-    except CheckpointError as exc:
-        raise CheckpointError(
-            f"{exc}; train.init_weights must have the architecture of the run's model section (use the matching preset)"
-        ) from exc
 
 
 class TrainBundle(nn.Module):
@@ -221,58 +172,7 @@ class TrainBundle(nn.Module):
         }
 
 
-def _effective_model_config(adapter: Any, config: Mapping[str, Any]) -> dict[str, Any]:
-    """The adapter's ``model`` section with the InfoCLIP options the model itself needs (LPAM in the decoder)."""
-    model_cfg = json.loads(json.dumps(config["model"]))
-    info = config["infoclip"]
-    feeds = bool(info["enabled"] and info["lpam_feeds_decoder"])
-    if adapter.configure_lpam is not None:
-        return adapter.configure_lpam(model_cfg, feeds, info["residual"])
-    if feeds:
-        raise ConfigError(f"adapter {adapter.name} cannot feed the LPAM map to its decoder (infoclip.lpam_feeds_decoder)")
-    return model_cfg
-
-
 # ---------------------------------------------------------------- the trainer
-
-
-@dataclass
-class StepResult:
-    """Losses (averaged over ranks and micro-steps), learning rates and gradient norm of one iteration."""
-
-    iteration: int
-    losses: dict[str, float]
-    lr: dict[str, float]
-    grad_norm: float
-    seconds: float
-    data_seconds: float
-    forward_seconds: float = 0.0
-    backward_seconds: float = 0.0
-    #: per-term gradient norms on the CLIP (``gradient_balance.COLUMNS``), on logging iterations only
-    term_grad_norms: dict[str, float] = field(default_factory=dict)
-
-    def row(self) -> dict[str, Any]:
-        """The CSV/TensorBoard row of this iteration."""
-        row: dict[str, Any] = {"iteration": self.iteration}
-        row.update({f"loss_{k}": v for k, v in self.losses.items()})
-        row.update({f"lr_{k}": v for k, v in self.lr.items()})
-        row.update({"grad_norm": self.grad_norm, "seconds": self.seconds, "data_seconds": self.data_seconds,
-                    "forward_seconds": self.forward_seconds, "backward_seconds": self.backward_seconds})  # fmt: skip
-        row.update(self.term_grad_norms)
-        return row
-
-
-@dataclass
-class TrainSummary:
-    """What ``train`` returns: where things are and how the run ended."""
-
-    run_dir: Path
-    iterations: int
-    last_checkpoint: Path | None
-    last_losses: dict[str, float] = field(default_factory=dict)
-    final_metrics: dict[str, Any] | None = None
-    seconds: float = 0.0
-    stopped: str | None = None
 
 
 class Trainer:
@@ -367,7 +267,7 @@ class Trainer:
 
         cfg = self.config
         self.adapter = get_adapter(cfg["adapter"])
-        self.model_config = _effective_model_config(self.adapter, cfg)
+        self.model_config = effective_model_config(self.adapter, cfg)
         seed = int(cfg["train"]["seed"])
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)  # every rank builds the same initial weights
@@ -397,7 +297,7 @@ class Trainer:
                 )
         init = cfg["train"]["init_weights"]
         if init:  # after the teacher is built: the teacher stays the pretrained CLIP, never these weights
-            _load_initial_weights(model, init, cfg["adapter"])
+            load_initial_weights(model, init, cfg["adapter"])
         if cfg["train"]["grad_checkpointing"]:
             try:
                 model.set_grad_checkpointing(True)
@@ -446,11 +346,8 @@ class Trainer:
         return done % int(self.config["train"]["log_period"]) == 0 or done == self.max_iter
 
     def _build_optimizer(self) -> None:
-        solver = self.config["solver"]
         lpam = self.objective.lpam if self.objective is not None else None
-        groups = recipe_param_groups(self.model, lpam, solver, float(self.config["infoclip"]["lpam_lr"]))
-        self.optimizer = build_optimizer(groups, solver)
-        self.scheduler = build_scheduler(self.optimizer, solver)
+        self.optimizer, self.scheduler = recipe_optimizer(self.model, lpam, self.config)
         use_scaler = self.amp_dtype == torch.float16
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=use_scaler)
 
@@ -495,22 +392,7 @@ class Trainer:
                     f"the teacher rebuilt for {found} differs from the one it was trained with (other CLIP weights?); "
                     "resume with the same model.clip settings and weights file"
                 )
-        # Moments and step counts come from the checkpoint; hyperparameters (lr, weight decay, schedule length)
-        # from this run's config, so that a resume with e.g. --set solver.iterations=... follows the new schedule.
-        # With an unchanged config both are the same numbers.
-        hyper = [{k: v for k, v in group.items() if k != "params"} for group in self.optimizer.param_groups]
-        lambdas = copy.deepcopy(self.scheduler.lr_lambdas)  # load_state_dict overwrites them in place
-        try:
-            self.optimizer.load_state_dict(data["optimizer"])
-        except (ValueError, KeyError) as exc:
-            raise TrainingError(f"{found}: the optimizer state does not fit this run's parameter groups ({exc})") from exc
-        self.scheduler.load_state_dict(data["scheduler"])
-        self.scheduler.lr_lambdas = lambdas
-        self.scheduler.base_lrs = [h["initial_lr"] for h in hyper]
-        for group, fresh, factor in zip(self.optimizer.param_groups, hyper, lambdas):
-            group.update(fresh)
-            group["lr"] = fresh["initial_lr"] * factor(self.scheduler.last_epoch)
-        self.scheduler._last_lr = [group["lr"] for group in self.optimizer.param_groups]
+        ckpt.restore_optimizer_state(self.optimizer, self.scheduler, data, found)
         self.scaler.load_state_dict(data["scaler"])
         rng_states = data.get("rng", [])
         if len(rng_states) == self.ctx.world_size:
@@ -864,24 +746,12 @@ class Trainer:
             self.progress.close()
         if summary.final_metrics is not None and summary.stopped is None:
             attempt(lambda: atomic_write_text(self.run_dir / METRICS_FILE, json.dumps(summary.final_metrics, indent=2) + "\n"))
-        text = json.dumps(_summary_json(summary, self), indent=2) + "\n"
+        peak = torch.cuda.max_memory_allocated(self.device) if self.device.type == "cuda" else None
+        record = summary_json(summary, processes=self.ctx.world_size, device=str(self.device),
+                              peak_gpu_memory_bytes=peak, parameters=self.parameter_summary())  # fmt: skip
+        text = json.dumps(record, indent=2) + "\n"
         attempt(lambda: atomic_write_text(self.run_dir / SUMMARY_FILE, text))
 
-
-def _summary_json(summary: TrainSummary, trainer: Trainer) -> dict[str, Any]:
-    peak = torch.cuda.max_memory_allocated(trainer.device) if trainer.device.type == "cuda" else None
-    return {
-        "iterations": summary.iterations,
-        "last_checkpoint": str(summary.last_checkpoint.relative_to(trainer.run_dir)) if summary.last_checkpoint else None,
-        "last_losses": summary.last_losses,
-        "mIoU": summary.final_metrics.get("mIoU") if summary.final_metrics else None,
-        "seconds": round(summary.seconds, 3),
-        "stopped": summary.stopped,
-        "processes": trainer.ctx.world_size,
-        "device": str(trainer.device),
-        "peak_gpu_memory_bytes": peak,
-        "parameters": trainer.parameter_summary(),
-    }
 
 
 def train(

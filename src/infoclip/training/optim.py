@@ -118,3 +118,13 @@ def clip_full_model(optimizer: torch.optim.Optimizer, max_norm: float | None) ->
     if max_norm is None:
         return torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(p.grad) for p in params]))
     return torch.nn.utils.clip_grad_norm_(params, float(max_norm))
+
+
+def recipe_optimizer(
+    model: OVSSModel, lpam: nn.Module | None, config: Mapping[str, Any]
+) -> tuple[torch.optim.AdamW, torch.optim.lr_scheduler.LambdaLR]:
+    """The run's AdamW over the recipe's param groups (``infoclip.lpam_lr`` for the shared ``lpam``) and its schedule."""
+    solver = config["solver"]
+    groups = recipe_param_groups(model, lpam, solver, float(config["infoclip"]["lpam_lr"]))
+    optimizer = build_optimizer(groups, solver)
+    return optimizer, build_scheduler(optimizer, solver)

@@ -4,20 +4,28 @@
 defaults (``defaults.yaml``) do not know is an error naming the keys that exist, and values are checked for
 type and range here, before any model is built, so that a typo costs a second rather than a crashed job.
 The ``model`` section belongs to the adapter and is checked by the adapter when it builds the model.
+
+``prepare_run_config`` is the config of a fresh or resumed run in a run folder; ``effective_model_config`` and
+``load_initial_weights`` turn the run config into the model section the adapter builds and the weights it
+starts from.
 """
 
 from __future__ import annotations
 
 import difflib
+import json
 import math
 import os
 from collections.abc import Mapping, Sequence
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from infoclip.config import apply_overrides, deep_merge, find_leaf, load_config, yaml_load
-from infoclip.errors import ConfigError
+from infoclip.errors import CheckpointError, ConfigError
+
+if TYPE_CHECKING:
+    from torch import nn
 
 #: the sections the training engine owns (their keys are fixed by defaults.yaml)
 ENGINE_SECTIONS = ("infoclip", "data", "solver", "train")
@@ -237,3 +245,95 @@ def changed_keys(old: Mapping[str, Any], new: Mapping[str, Any], prefix: str = "
 
 
 _MISSING = object()
+
+
+def prepare_run_config(
+    run_dir: str | os.PathLike[str],
+    config: str | os.PathLike[str] | None,
+    adapter: str | None = None,
+    overrides: Sequence[str] = (),
+    resume: bool = False,
+    overwrite: bool = False,
+) -> tuple[dict[str, Any], list[str]]:
+    """The config a run will use, and the dotted keys a resume changes relative to the saved one.
+
+    * fresh run: ``resolve_run_config(config, adapter, overrides)``; refused if ``run_dir`` already holds a run,
+      unless ``overwrite`` (the caller then clears the folder: ``run_folder.clear_run``);
+    * ``resume``: the run's saved ``config.yaml`` with ``overrides`` applied; ``config``, if given, must resolve
+      to the same thing. Refused if the folder holds no checkpoint to resume from.
+    """
+    # Imported here: the checkpoint module pulls in torch, which checking a config does not need.
+    from infoclip.training import checkpoint as ckpt
+    from infoclip.training.run_folder import CONFIG_FILE, holds_run
+
+    run_dir = Path(run_dir)
+    saved_path = run_dir / CONFIG_FILE
+    if resume and overwrite:
+        raise ConfigError("--resume continues a run and --overwrite starts it again from scratch; pass one of them")
+    if not resume:
+        if holds_run(run_dir) and not overwrite:
+            raise ConfigError(
+                f"{run_dir} already holds a training run; pass --resume to continue it, --overwrite to start it "
+                "again from scratch, or choose another --output-dir"
+            )
+        if config is None:
+            raise ConfigError("--config is required for a new run (a YAML file or a preset such as catseg-vit-b16)")
+        return resolve_run_config(config, adapter, overrides), []
+    if ckpt.last_checkpoint(run_dir) is None:
+        if holds_run(run_dir):
+            raise CheckpointError(
+                f"nothing to resume: {run_dir} holds a run that stopped before its first checkpoint; "
+                "start it again with --overwrite"
+            )
+        raise CheckpointError(f"nothing to resume: {run_dir} holds no training checkpoint; start the run without --resume")
+    if not saved_path.is_file():
+        raise CheckpointError(f"{run_dir} has a checkpoint but no {CONFIG_FILE}; restore it or start a new run")
+    saved = load_config(saved_path)
+    if adapter is not None and saved.get("adapter") != adapter:
+        raise ConfigError(f"--adapter {adapter} does not match the resumed run's adapter {saved.get('adapter')}")
+    updated = apply_overrides(saved, overrides, strict=True)
+    validate_run_config(updated)
+    if config is not None:
+        fresh = resolve_run_config(config, adapter, overrides)
+        differ = changed_keys(updated, fresh)
+        if differ:
+            raise ConfigError(
+                f"--config differs from {saved_path} in {', '.join(differ[:5])}; resume without --config "
+                "to use the saved config, or change keys with --set"
+            )
+    return updated, changed_keys(saved, updated)
+
+
+def effective_model_config(adapter: Any, config: Mapping[str, Any]) -> dict[str, Any]:
+    """The adapter's ``model`` section with the InfoCLIP options the model itself needs (LPAM in the decoder)."""
+    model_cfg = json.loads(json.dumps(config["model"]))
+    info = config["infoclip"]
+    feeds = bool(info["enabled"] and info["lpam_feeds_decoder"])
+    if adapter.configure_lpam is not None:
+        return adapter.configure_lpam(model_cfg, feeds, info["residual"])
+    if feeds:
+        raise ConfigError(f"adapter {adapter.name} cannot feed the LPAM map to its decoder (infoclip.lpam_feeds_decoder)")
+    return model_cfg
+
+
+def load_initial_weights(model: nn.Module, spec: str, adapter: str) -> None:
+    """Load ``train.init_weights`` (any weights ``resolve_weights`` takes) into the freshly built student, strictly.
+
+    On resume the checkpoint's weights replace these anyway, so they are loaded for new runs and resumed
+    runs alike (the run config stays the record of where the run started).
+    """
+    from infoclip.weights import load_state_strict, read_weights
+    from infoclip.weights_resolver import resolve_weights
+
+    resolved = resolve_weights(spec)
+    state, meta = read_weights(resolved.path)
+    if meta.adapter != adapter:
+        raise ConfigError(
+            f"train.init_weights {spec} are {meta.adapter} weights, but this run trains the {adapter} adapter"
+        )
+    try:
+        load_state_strict(model, state, spec)
+    except CheckpointError as exc:
+        raise CheckpointError(
+            f"{exc}; train.init_weights must have the architecture of the run's model section (use the matching preset)"
+        ) from exc

@@ -6,7 +6,7 @@
 * ``RUN/tensorboard/``: the same scalars as TensorBoard events when ``tensorboard`` is importable.
 
 On resume the CSV files are cut back to the resumed iteration, so rows of iterations that are redone
-do not appear twice.
+do not appear twice. ``StepResult.row`` is a ``log.csv`` row; ``summary_json`` is what ``RUN/summary.json`` holds.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import io
 import math
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,68 @@ TRAIN_LOG = "log.csv"
 VAL_LOG = "val.csv"
 PLOT = "curves.png"
 LOSS_KEYS = ("loss_total", "loss_task", "loss_compression", "loss_distillation")
+
+
+@dataclass
+class StepResult:
+    """Losses (averaged over ranks and micro-steps), learning rates and gradient norm of one iteration."""
+
+    iteration: int
+    losses: dict[str, float]
+    lr: dict[str, float]
+    grad_norm: float
+    seconds: float
+    data_seconds: float
+    forward_seconds: float = 0.0
+    backward_seconds: float = 0.0
+    #: per-term gradient norms on the CLIP (``gradient_balance.COLUMNS``), on logging iterations only
+    term_grad_norms: dict[str, float] = field(default_factory=dict)
+
+    def row(self) -> dict[str, Any]:
+        """The CSV/TensorBoard row of this iteration."""
+        row: dict[str, Any] = {"iteration": self.iteration}
+        row.update({f"loss_{k}": v for k, v in self.losses.items()})
+        row.update({f"lr_{k}": v for k, v in self.lr.items()})
+        row.update({"grad_norm": self.grad_norm, "seconds": self.seconds, "data_seconds": self.data_seconds,
+                    "forward_seconds": self.forward_seconds, "backward_seconds": self.backward_seconds})  # fmt: skip
+        row.update(self.term_grad_norms)
+        return row
+
+
+@dataclass
+class TrainSummary:
+    """What ``train`` returns: where things are and how the run ended."""
+
+    run_dir: Path
+    iterations: int
+    last_checkpoint: Path | None
+    last_losses: dict[str, float] = field(default_factory=dict)
+    final_metrics: dict[str, Any] | None = None
+    seconds: float = 0.0
+    stopped: str | None = None
+
+
+def summary_json(
+    summary: TrainSummary,
+    *,
+    processes: int,
+    device: str,
+    peak_gpu_memory_bytes: int | None,
+    parameters: Mapping[str, int],
+) -> dict[str, Any]:
+    """The content of ``RUN/summary.json`` for a run that ended (finished or not) as ``summary`` says."""
+    return {
+        "iterations": summary.iterations,
+        "last_checkpoint": str(summary.last_checkpoint.relative_to(summary.run_dir)) if summary.last_checkpoint else None,
+        "last_losses": summary.last_losses,
+        "mIoU": summary.final_metrics.get("mIoU") if summary.final_metrics else None,
+        "seconds": round(summary.seconds, 3),
+        "stopped": summary.stopped,
+        "processes": processes,
+        "device": device,
+        "peak_gpu_memory_bytes": peak_gpu_memory_bytes,
+        "parameters": dict(parameters),
+    }
 
 
 class CsvLog:
