@@ -24,7 +24,14 @@ from infoclip.training.augment import (
 )
 from infoclip.training.data_stream import EpochOrder, PositionBatches, StreamLayout
 from infoclip.training.optim import LRFactor, build_optimizer, build_scheduler, clip_full_model, recipe_param_groups
-from infoclip.training.run_config import changed_keys, resolve_run_config, training_defaults
+from infoclip.training.run_config import (
+    CROSS_CHECKED,
+    ENGINE_SECTIONS,
+    SCHEMA,
+    changed_keys,
+    resolve_run_config,
+    training_defaults,
+)
 
 # ---------------------------------------------------------------- config resolution
 
@@ -84,6 +91,30 @@ def test_resolve_rejects_unknown_yaml_key_and_adapter_mismatch(tmp_path, user_ya
     missing.write_text("adapter: toy\n")
     with pytest.raises(ConfigError, match="no `model` section"):
         resolve_run_config(missing)
+
+
+def test_the_schema_states_a_rule_for_every_default_key_once():
+    defaults = training_defaults()
+    keys = [f"{section}.{key}" for section in ENGINE_SECTIONS for key in defaults[section]]
+    assert sorted([*SCHEMA, *CROSS_CHECKED]) == sorted(keys), "defaults.yaml and SCHEMA list different keys"
+    for key, rule in SCHEMA.items():
+        section, name = key.split(".")
+        assert rule.accepts(defaults[section][name]), f"the default of {key} breaks its own rule ({rule.what})"
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("data.val_limit=0", "data.val_limit must be a positive integer or null"),
+        ("solver.grad_clip=-1", "solver.grad_clip must be a finite number >= 0 or null"),
+        ("solver.schedule=step", "solver.schedule must be one of cosine, poly, constant"),
+        ("data.flip=1", "data.flip must be true or false"),
+        ("data.min_size=[]", "data.min_size must be a positive integer or a non-empty list"),
+    ],
+)
+def test_schema_rules_name_the_key_and_what_it_takes(user_yaml, override, message):
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace("[", r"\[")):
+        resolve_run_config(user_yaml, None, [override])
 
 
 def test_changed_keys():

@@ -16,7 +16,8 @@ import difflib
 import json
 import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,31 +33,111 @@ ENGINE_SECTIONS = ("infoclip", "data", "solver", "train")
 #: every top-level key a run config may hold
 TOP_LEVEL_KEYS = ("adapter", "model", *ENGINE_SECTIONS)
 
-_CHOICES: dict[str, tuple[Any, ...]] = {
-    "infoclip.gram_axis": ("batch", "pairs"),
-    "infoclip.kernel": ("cosine", "gaussian"),
-    "infoclip.residual": ("ln_dot", "cosine"),
-    "infoclip.teacher_precision": ("auto", "fp32", "bf16", "fp16"),
-    "data.val_protocol": ("sliding", "whole"),
-    "solver.schedule": ("cosine", "poly", "constant"),
-    "train.device": ("auto", "cpu", "cuda"),
-    "train.amp": ("none", "bf16", "fp16"),
+@dataclass(frozen=True)
+class Rule:
+    """What one engine-section key accepts: ``accepts(value)``, and ``what`` for the error ("must be <what>")."""
+
+    what: str
+    accepts: Callable[[Any], bool]
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    """A finite int or float: no setting of a run takes infinity or NaN (YAML reads ``.inf`` and ``.nan``)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _one_of(*choices: Any) -> Rule:
+    return Rule("one of " + ", ".join(map(str, choices)), lambda v: v in choices)
+
+
+def _optional(rule: Rule) -> Rule:
+    return Rule(f"{rule.what} or null", lambda v: v is None or rule.accepts(v))
+
+
+def _sizes(value: Any) -> list[Any]:
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+_POSITIVE_INT = Rule("a positive integer", lambda v: _is_int(v) and v >= 1)
+_NON_NEGATIVE_INT = Rule("an integer >= 0", lambda v: _is_int(v) and v >= 0)
+_NON_NEGATIVE = Rule("a finite number >= 0", lambda v: _is_number(v) and v >= 0)
+_BOOL = Rule("true or false", lambda v: isinstance(v, bool))
+_NAME = Rule("a dataset name, folder or split name", lambda v: isinstance(v, str) and bool(v))
+
+#: The value rules of every engine-section key, the one statement of them (their defaults and meanings are in
+#: defaults.yaml). Rules that tie two keys together (infoclip.sigma with infoclip.kernel, data.max_size with
+#: data.min_size, solver.warmup_iterations with solver.iterations) follow in ``validate_run_config``.
+SCHEMA: dict[str, Rule] = {
+    "infoclip.enabled": _BOOL,
+    "infoclip.lambda_compression": _NON_NEGATIVE,
+    "infoclip.lambda_distillation": _NON_NEGATIVE,
+    "infoclip.alpha": Rule("a finite number > 0 other than 1 (Rényi order)", lambda v: _is_number(v) and v > 0 and v != 1),
+    "infoclip.gram_axis": _one_of("batch", "pairs"),
+    "infoclip.kernel": _one_of("cosine", "gaussian"),
+    "infoclip.residual": _one_of("ln_dot", "cosine"),
+    "infoclip.lpam_feeds_decoder": _BOOL,
+    "infoclip.detach_teacher_in_distillation": _BOOL,
+    "infoclip.teacher_precision": _one_of("auto", "fp32", "bf16", "fp16"),
+    "infoclip.lpam_lr": _NON_NEGATIVE,
+    "data.train": _NAME,
+    "data.train_split": _NAME,
+    "data.val": Rule("a dataset name or folder, or null", lambda v: v is None or isinstance(v, str)),
+    "data.val_split": _NAME,
+    "data.val_protocol": _one_of("sliding", "whole"),
+    "data.val_limit": _optional(_POSITIVE_INT),
+    "data.min_size": Rule(
+        "a positive integer or a non-empty list of them (one drawn per image)",
+        lambda v: bool(_sizes(v)) and all(_is_int(x) and x > 0 for x in _sizes(v)),
+    ),
+    "data.max_size": _POSITIVE_INT,
+    "data.crop_size": _POSITIVE_INT,
+    "data.crop_max_category_area": Rule("a number in (0, 1]", lambda v: _is_number(v) and 0 < v <= 1),
+    "data.color_jitter": _BOOL,
+    "data.flip": _BOOL,
+    "data.size_divisibility": _POSITIVE_INT,
+    "data.num_workers": _NON_NEGATIVE_INT,
+    "solver.lr": _NON_NEGATIVE,
+    "solver.clip_lr_multiplier": _NON_NEGATIVE,
+    "solver.weight_decay": _NON_NEGATIVE,
+    "solver.weight_decay_norm": _NON_NEGATIVE,
+    "solver.weight_decay_bias": _optional(_NON_NEGATIVE),
+    "solver.weight_decay_embed": _NON_NEGATIVE,
+    "solver.betas": Rule(
+        "two numbers in [0, 1)",
+        lambda v: isinstance(v, (list, tuple)) and len(v) == 2 and all(_is_number(b) and 0 <= b < 1 for b in v),
+    ),
+    "solver.eps": _NON_NEGATIVE,
+    "solver.iterations": _POSITIVE_INT,
+    "solver.batch_size": _POSITIVE_INT,
+    "solver.schedule": _one_of("cosine", "poly", "constant"),
+    "solver.warmup_iterations": _NON_NEGATIVE_INT,
+    "solver.warmup_factor": _NON_NEGATIVE,
+    "solver.lr_end": _NON_NEGATIVE,
+    "solver.grad_clip": _optional(_NON_NEGATIVE),
+    "train.init_weights": Rule(
+        "null or weights (a name such as catseg-b16, hf:ORG/REPO/FILE, or a file path)",
+        lambda v: v is None or (isinstance(v, str) and bool(v.strip())),
+    ),
+    "train.seed": _NON_NEGATIVE_INT,
+    "train.device": _one_of("auto", "cpu", "cuda"),
+    "train.amp": _one_of("none", "bf16", "fp16"),
+    "train.grad_accumulation": _POSITIVE_INT,
+    "train.grad_checkpointing": _BOOL,
+    "train.checkpoint_period": _POSITIVE_INT,
+    "train.keep_checkpoints": _optional(_POSITIVE_INT),
+    "train.eval_period": _NON_NEGATIVE_INT,
+    "train.log_period": _POSITIVE_INT,
+    "train.alignment_agreement": _BOOL,
+    "train.log_term_gradients": _BOOL,
+    "train.tensorboard": _BOOL,
+    "train.find_unused_parameters": _BOOL,
 }
-_POSITIVE_INTS = (
-    "data.max_size", "data.crop_size", "data.size_divisibility", "solver.iterations",
-    "solver.batch_size", "train.grad_accumulation", "train.checkpoint_period", "train.log_period",
-)  # fmt: skip
-_NON_NEGATIVE_INTS = ("data.num_workers", "solver.warmup_iterations", "train.eval_period", "train.seed")
-_NON_NEGATIVE_FLOATS = (
-    "infoclip.lambda_compression", "infoclip.lambda_distillation", "infoclip.lpam_lr", "solver.lr",
-    "solver.clip_lr_multiplier", "solver.weight_decay", "solver.weight_decay_norm", "solver.weight_decay_embed",
-    "solver.eps", "solver.lr_end", "solver.warmup_factor",
-)  # fmt: skip
-_BOOLS = (
-    "infoclip.enabled", "infoclip.lpam_feeds_decoder", "infoclip.detach_teacher_in_distillation",
-    "data.color_jitter", "data.flip", "train.grad_checkpointing", "train.tensorboard",
-    "train.find_unused_parameters", "train.log_term_gradients", "train.alignment_agreement",
-)  # fmt: skip
+#: keys whose only rule ties them to another key (see ``validate_run_config``)
+CROSS_CHECKED = ("infoclip.sigma",)
 
 
 def training_defaults() -> dict[str, Any]:
@@ -106,15 +187,6 @@ def check_structure(config: Mapping[str, Any], origin: str) -> None:
             _check_keys(key, value, defaults[key], origin)
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: Any) -> bool:
-    """A finite int or float: no setting of a run takes infinity or NaN (YAML reads ``.inf`` and ``.nan``)."""
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
 def validate_run_config(config: Mapping[str, Any]) -> None:
     """Check types, ranges and choices of the engine sections; ``ConfigError`` naming the key otherwise."""
     from infoclip.config import get
@@ -135,57 +207,14 @@ def validate_run_config(config: Mapping[str, Any]) -> None:
     if where is not None:
         raise ConfigError(f"{where.lstrip('.')} must be a finite number, got {bad[0]!r}")
 
-    for key, choices in _CHOICES.items():
-        if get(config, key) not in choices:
-            fail(key, "one of " + ", ".join(map(str, choices)))
-    for key in _POSITIVE_INTS:
-        value = get(config, key)
-        if not _is_int(value) or value < 1:
-            fail(key, "a positive integer")
-    for key in _NON_NEGATIVE_INTS:
-        value = get(config, key)
-        if not _is_int(value) or value < 0:
-            fail(key, "an integer >= 0")
-    for key in _NON_NEGATIVE_FLOATS:
-        value = get(config, key)
-        if not _is_number(value) or value < 0:
-            fail(key, "a finite number >= 0")
-    for key in _BOOLS:
-        if not isinstance(get(config, key), bool):
-            fail(key, "true or false")
-    init = get(config, "train.init_weights")
-    if init is not None and (not isinstance(init, str) or not init.strip()):
-        fail("train.init_weights", "null or weights (a name such as catseg-b16, hf:ORG/REPO/FILE, or a file path)")
-    alpha = get(config, "infoclip.alpha")
-    if not _is_number(alpha) or alpha <= 0 or alpha == 1:
-        fail("infoclip.alpha", "a finite number > 0 other than 1 (Rényi order)")
-    area = get(config, "data.crop_max_category_area")
-    if not _is_number(area) or not 0 < area <= 1:
-        fail("data.crop_max_category_area", "a number in (0, 1]")
+    for key, rule in SCHEMA.items():
+        if not rule.accepts(get(config, key)):
+            fail(key, rule.what)
     sigma = get(config, "infoclip.sigma")
     gaussian = get(config, "infoclip.kernel") == "gaussian"
     if (sigma is not None) != gaussian or (gaussian and not (_is_number(sigma) and sigma > 0)):
         fail("infoclip.sigma", "null for the cosine kernel and a finite number > 0 for the gaussian kernel")
-    for key in ("solver.grad_clip", "solver.weight_decay_bias"):
-        value = get(config, key)
-        if value is not None and (not _is_number(value) or value < 0):
-            fail(key, "a finite number >= 0 or null")
-    for key in ("data.val_limit", "train.keep_checkpoints"):
-        value = get(config, key)
-        if value is not None and (not _is_int(value) or value < 1):
-            fail(key, "a positive integer or null")
-    betas = get(config, "solver.betas")
-    if not (isinstance(betas, (list, tuple)) and len(betas) == 2 and all(_is_number(b) and 0 <= b < 1 for b in betas)):
-        fail("solver.betas", "two numbers in [0, 1)")
-    for key in ("data.train", "data.train_split", "data.val_split"):
-        if not isinstance(get(config, key), str) or not get(config, key):
-            fail(key, "a dataset name, folder or split name")
-    if get(config, "data.val") is not None and not isinstance(get(config, "data.val"), str):
-        fail("data.val", "a dataset name or folder, or null")
-    sizes = get(config, "data.min_size")
-    sizes = list(sizes) if isinstance(sizes, (list, tuple)) else [sizes]
-    if not sizes or not all(_is_int(v) and v > 0 for v in sizes):
-        fail("data.min_size", "a positive integer or a non-empty list of them (one drawn per image)")
+    sizes = _sizes(get(config, "data.min_size"))
     if get(config, "data.max_size") < max(sizes):
         fail("data.max_size", f"at least data.min_size ({get(config, 'data.min_size')})")
     if get(config, "solver.warmup_iterations") > get(config, "solver.iterations"):
