@@ -55,6 +55,22 @@ def test_segment_endpoint_returns_what_segmenter_computes(server, tiny_weights, 
     assert read_png(picture).shape == (48, 64, 3) and text.startswith(labels[0].split(" (")[0] + ": ")
 
 
+def test_segment_endpoint_takes_segments_options_in_order(server, tiny_weights, photo):
+    from gradio_client import Client
+
+    from infoclip.segmentation.options import SegmentOptions
+
+    client = Client(server, verbose=False)
+    answer = segment(client, photo, "cat|kitten, sofa", *DEFAULTS[:-1], "none", "mean", 0.9999, "flip")
+    reference = Segmenter.from_pretrained(tiny_weights, device="cpu").predict(
+        photo, ["cat|kitten", "sofa"], options=SegmentOptions(synonym_rule="mean", background_threshold=0.9999, tta="flip")
+    )
+    expected = np.where(reference.labels < 0, 255, reference.labels).astype(np.uint8)  # background: 255 in uint8 maps
+    np.testing.assert_array_equal(read_png(answer[3]), expected)
+    written = json.loads(open(answer[4], encoding="utf-8").read())
+    assert written["options"]["synonym_rule"] == "mean" and written["options"]["tta"] == "flip"
+
+
 def test_bad_requests_get_one_line_and_the_server_keeps_serving(server, photo, tmp_path):
     from gradio_client import Client
     from gradio_client.exceptions import AppError
@@ -103,7 +119,8 @@ def test_the_page_serves_no_telemetry_and_documents_its_endpoints(server):
     assert set(info["named_endpoints"]) == {"/segment", "/highlight"}
     names = [p["parameter_name"] for p in info["named_endpoints"]["/segment"]["parameters"]]
     assert names == [
-        "image", "classes", "vocabulary", "protocol", "precision", "template", "opacity", "save_probs", "expand_vocabulary"
+        "image", "classes", "vocabulary", "protocol", "precision", "template", "opacity", "save_probs", "expand_vocabulary",
+        "synonym_rule", "background_threshold", "tta",
     ]
 
 

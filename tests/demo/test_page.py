@@ -94,6 +94,26 @@ def test_vocabulary_expansion_labels_the_added_classes_other(page, tiny_weights,
         page.run(str(photo), "cat", "none", PageOptions(protocol="whole", expand_vocabulary="nope"))
 
 
+def test_background_threshold_tta_and_synonyms_are_segments_options(page, tiny_weights, photo):
+    from infoclip.segmentation.options import SegmentOptions
+
+    options = PageOptions(protocol="whole", background_threshold=0.9999, tta="flip", synonym_rule="mean")
+    answer = page.run(str(photo), "cat|kitten, sofa", "none", options)
+    reference = Segmenter.from_pretrained(tiny_weights, device="cpu").predict(
+        photo, ["cat|kitten", "sofa"], protocol="whole",
+        options=SegmentOptions(synonym_rule="mean", background_threshold=0.9999, tta="flip"),
+    )
+    np.testing.assert_array_equal(answer.result.labels, reference.labels)
+    assert (answer.result.labels == -1).any()  # a threshold this high leaves background pixels
+    assert answer.summary["options"]["tta"] == "flip" and answer.summary["options"]["background_threshold"] == 0.9999
+    background_share = float((answer.result.labels == -1).mean())
+    assert sum(row.share for row in answer.table) == pytest.approx(1.0 - background_share)
+    with pytest.raises(InputError, match="background threshold"):
+        page.run(str(photo), "cat", "none", PageOptions(protocol="whole", background_threshold=1.5))
+    with pytest.raises(InputError, match="unknown test-time augmentation"):
+        page.run(str(photo), "cat", "none", PageOptions(protocol="whole", tta="rotate"))
+
+
 def test_progress_is_reported_in_order(page, photo):
     steps = []
     page.run(str(photo), "cat, sofa", "none", PageOptions(protocol="whole"), progress=lambda f, what: steps.append((f, what)))

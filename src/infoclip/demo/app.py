@@ -19,6 +19,9 @@ API. Every action is an endpoint that ``gradio_client`` can call (the page's "Us
         0.5,                           # overlay opacity
         False,                         # also return the probabilities (.npy)
         "none",                        # vocabulary expansion: "none" or a vocabulary; its other classes -> "other"
+        "max",                         # synonym rule for "sofa|couch": max | mean
+        0.0,                           # background threshold in [0, 1] (0: off)
+        "none",                        # test-time augmentation: none | flip | ms
         api_name="/segment")
     # label_map: path of the label-map PNG (pixel = class index); summary: the JSON `infoclip segment` writes;
     # segmentation: {"image": ..., "annotations": [{"image": mask PNG, "label": "cat (42.0%)"}, ...]};
@@ -133,6 +136,18 @@ def build_app(page: DemoPage, title: str = "infoclip demo") -> gr.Blocks:
                         vocabulary_choices(), value="none", label="Vocabulary expansion",
                         info="also score this vocabulary's other classes; pixels they win are labelled 'other'",
                     )
+                    synonym_rule = gr.Radio(
+                        ["max", "mean"], value=defaults.synonym_rule, label="Synonym rule",
+                        info="how a class written 'sofa|couch' is scored from its synonyms",
+                    )
+                    background = gr.Slider(
+                        0.0, 1.0, value=0.0, step=0.05, label="Background threshold",
+                        info="pixels whose best score is below it are background (grey); 0: off",
+                    )
+                    tta = gr.Radio(
+                        ["none", "flip", "ms"], value=defaults.tta, label="Test-time augmentation",
+                        info="flip: + mirrored image; ms: scales 0.75/1/1.25, each flipped (6x the time)",
+                    )
                 button = gr.Button("Segment", variant="primary")
                 gr.Examples(
                     [[str(path), names] for path, names in examples], inputs=[image, classes], label="Examples"
@@ -151,8 +166,11 @@ def build_app(page: DemoPage, title: str = "infoclip demo") -> gr.Blocks:
                     overlay = gr.File(label="Overlay with legend (PNG)", interactive=False)
                     probs = gr.File(label="Probabilities (.npy)", interactive=False, visible=False)
 
-        def segment(image, classes, vocabulary, protocol, precision, template, opacity, save_probs, expand_vocabulary="none", progress=gr.Progress()):  # noqa: ANN001, ANN202, E501
-            options = PageOptions(protocol, precision, template or "", float(opacity), bool(save_probs), expand_vocabulary or "")
+        def segment(image, classes, vocabulary, protocol, precision, template, opacity, save_probs, expand_vocabulary="none",  # noqa: ANN001, ANN202, E501
+                    synonym_rule="max", background_threshold=0.0, tta="none", progress=gr.Progress()):  # noqa: ANN001
+            threshold = float(background_threshold) if background_threshold else None  # 0 (the slider's default): off
+            options = PageOptions(protocol, precision, template or "", float(opacity), bool(save_probs), expand_vocabulary or "",
+                                  synonym_rule or "max", threshold, tta or "none")  # fmt: skip
             path = uploaded_path(image)
             answer = _answer_or_error(
                 lambda: page.run(path, classes, vocabulary, options, lambda f, what: progress(f, desc=what))
@@ -193,7 +211,7 @@ def build_app(page: DemoPage, title: str = "infoclip demo") -> gr.Blocks:
 
         button.click(
             segment,
-            inputs=[image, classes, vocabulary, protocol, precision, template, opacity, save_probs, expand],
+            inputs=[image, classes, vocabulary, protocol, precision, template, opacity, save_probs, expand, synonym_rule, background, tta],
             outputs=[status, segmentation, table, label_map, summary, overlay, probs, choice, highlight, line, answer_state],
             api_name="segment",
             preprocess=False,  # the image reaches the page unopened: see uploaded_path

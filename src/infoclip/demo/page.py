@@ -37,6 +37,7 @@ import numpy as np
 from infoclip.errors import InputError
 from infoclip.segmentation.classes import display_name, load_vocabulary, shipped_vocabularies, validate_class_names
 from infoclip.segmentation.images import image_name, load_image
+from infoclip.segmentation.options import SegmentOptions
 from infoclip.segmentation.overlay import palette
 from infoclip.segmentation.segmenter import BASELINE_PREFIX, PRECISIONS, Segmenter, SegmentationResult, check_precision
 
@@ -66,6 +67,10 @@ class PageOptions:
         save_probs: also write the (T, H, W) float32 probabilities as ``<stem>_probs.npy``.
         expand_vocabulary: ``""`` (off) or a shipped vocabulary whose other classes also compete; pixels they win
             are labelled "other" (``infoclip segment --expand-vocab``).
+        synonym_rule: ``"max"`` or ``"mean"`` over a class's ``|``-separated synonyms (``--synonym-rule``).
+        background_threshold: ``None`` (off) or T in [0, 1]: pixels whose best score is below T are background
+            (``--background-threshold``; grey in the overlay, not in the legend).
+        tta: ``"none"``, ``"flip"`` or ``"ms"`` (``--tta``).
     """
 
     protocol: str = "sliding"
@@ -74,6 +79,18 @@ class PageOptions:
     alpha: float = 0.5
     save_probs: bool = False
     expand_vocabulary: str = ""
+    synonym_rule: str = "max"
+    background_threshold: float | None = None
+    tta: str = "none"
+
+    def segment_options(self, templates: str) -> SegmentOptions:
+        """The ``SegmentOptions`` of this request (``templates``: the segmenter's own set).
+
+        Raises:
+            InputError: a bad synonym rule, threshold, expansion or TTA name (one line).
+        """
+        expand = self.expand_vocabulary if self.expand_vocabulary not in ("", NO_VOCABULARY) else None
+        return SegmentOptions(templates, self.synonym_rule, False, self.background_threshold, expand, self.tta)
 
 
 @dataclass(frozen=True)
@@ -361,8 +378,9 @@ class DemoPage:
         report(0.15, f"segmenting {len(names)} classes")
         with self._lock:
             self._apply_template(options.template)
-            expand = options.expand_vocabulary if options.expand_vocabulary not in ("", NO_VOCABULARY) else None
-            result = segmenter.predict(array, names, protocol=options.protocol, expand_vocabulary=expand)
+            result = segmenter.predict(
+                array, names, protocol=options.protocol, options=options.segment_options(segmenter.options.templates)
+            )
         result.name = stem
         result.extra["image_path"] = shown_name
         report(0.85, "drawing")
@@ -394,6 +412,7 @@ class DemoPage:
         if template and template.count("{}") != 1:
             raise InputError(f"the prompt template must contain {{}} exactly once, e.g. 'a photo of a {{}}.', got {template!r}")
         check_precision(options.precision, self.segmenter.device)
+        options.segment_options(self.segmenter.options.templates)  # a bad rule, threshold or TTA fails up front
         if options.precision not in self._by_precision:
             # the same model object, another autocast setting: no second copy of the weights
             base = self.segmenter
@@ -418,7 +437,8 @@ class DemoPage:
 
     @staticmethod
     def _rows(result: SegmentationResult, colours: np.ndarray) -> tuple[list[LegendRow], list[ClassRow]]:
-        shares = np.bincount(result.labels.reshape(-1), minlength=len(result.classes)) / result.labels.size
+        labelled = result.labels[result.labels >= 0]  # background pixels (a threshold) belong to no class
+        shares = np.bincount(labelled.reshape(-1), minlength=len(result.classes)) / result.labels.size
         present = [int(i) for i in np.argsort(-shares, kind="stable") if shares[i] > 0]
         legend, table, labels = [], [], set()
         for index in present:

@@ -433,6 +433,7 @@ class Segmenter:
         classes: str | Sequence[str],
         protocol: str | None = None,
         expand_vocabulary: str | None = None,
+        options: SegmentOptions | None = None,
     ) -> SegmentationResult:
         """Segment one image.
 
@@ -445,6 +446,8 @@ class Segmenter:
                 ``"coco-stuff"``, ``"ade150"`` or a shipped vocabulary): its other names join the prediction and
                 pixels they win get one extra label "other" (id T), scored by the maximum of their scores
                 (``infoclip.segmentation.background``).
+            options: for this call, options instead of the segmenter's (synonym rule, background threshold,
+                expansion, TTA); their template set must be the segmenter's, since templates change the model.
 
         Returns:
             ``SegmentationResult`` with ``labels`` (H, W) int64 and ``probs`` (T, H, W) float32.
@@ -454,7 +457,7 @@ class Segmenter:
         """
         protocol = self.model.check_protocol(protocol or self.protocol)
         class_names = parse_classes(classes)
-        options, predictor = self._options_for(expand_vocabulary)
+        options, predictor = self._options_for(expand_vocabulary, options)
         added = expansion_names(options.expand_vocab, class_names) if options.expand_vocab else []
         array = load_image(image)
         tensor = torch.tensor(array, device=self.device).permute(2, 0, 1).float()  # a copy: PIL arrays are read-only
@@ -500,12 +503,27 @@ class Segmenter:
             scores=self.model.score_description,
         )
 
-    def _options_for(self, expand_vocabulary: str | None) -> tuple[SegmentOptions, OptionedPredictor]:
-        """The options (and their predictor) of one call: the segmenter's, or those with another expansion."""
-        if expand_vocabulary is None or expand_vocabulary == self.options.expand_vocab:
+    def _options_for(
+        self, expand_vocabulary: str | None, options: SegmentOptions | None = None
+    ) -> tuple[SegmentOptions, OptionedPredictor]:
+        """The options (and their predictor) of one call: the segmenter's, or the call's (another expansion).
+
+        Raises:
+            InputError: the call's options name another template set than the segmenter's.
+        """
+        options = options or self.options
+        if options.templates != self.options.templates:
+            raise InputError(
+                f"the template set is the segmenter's ({self.options.templates!r}), not one call's "
+                f"({options.templates!r}): build the Segmenter with options=SegmentOptions(templates=...)"
+            )
+        if expand_vocabulary is not None:
+            options = replace(options, expand_vocab=expand_vocabulary)
+        if options == self.options:
             return self.options, self._predictor
-        options = replace(self.options, expand_vocab=expand_vocabulary)
         if options not in self._predictors:
+            if len(self._predictors) >= 16:  # a server answering many option values keeps a few, not all
+                self._predictors.pop(next(iter(self._predictors)))
             self._predictors[options] = OptionedPredictor(self.model, options)
         return options, self._predictors[options]
 
