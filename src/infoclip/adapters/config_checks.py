@@ -43,6 +43,43 @@ def check_int(value: Any, key: str, minimum: int = 0) -> int:
     return value
 
 
+def check_open_clip_section(
+    settings: Mapping[str, Any], section: str, architecture: str = "an open_clip architecture name"
+) -> None:
+    """Check what every open_clip-based adapter's CLIP settings hold: ``name`` (``architecture``), ``pretrained``
+    (tag, file or null), ``init_seed`` (integer or null) and ``pixel_mean`` / ``pixel_std`` (three numbers each on
+    the 0-255 scale, std positive).
+
+    Args:
+        settings: the adapter's CLIP settings.
+        section: where the adapter keeps them in its ``model:`` config (named in messages); the adapter owns
+            its schema, so it says.
+
+    Raises:
+        ConfigError: the first value of the wrong kind (the message names ``model.<section>.<key>``).
+    """
+    if not isinstance(settings["name"], str) or not settings["name"]:
+        fail(f"{section}.name", architecture, settings["name"])
+    pretrained = settings["pretrained"]
+    if pretrained is not None and (not isinstance(pretrained, str) or not pretrained):
+        fail(f"{section}.pretrained", "an open_clip tag, a weights file path, or null", pretrained)
+    if settings["init_seed"] is not None:
+        check_int(settings["init_seed"], f"{section}.init_seed")
+    for key in ("pixel_mean", "pixel_std"):
+        values = settings[key]
+        numbers = isinstance(values, (list, tuple)) and len(values) == 3
+        if not (numbers and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)):
+            fail(f"{section}.{key}", "three numbers (R, G, B on the 0-255 scale)", values)
+    if any(v <= 0 for v in settings["pixel_std"]):
+        fail(f"{section}.pixel_std", "positive numbers", settings["pixel_std"])
+
+
+def check_prompt_templates(templates: Any) -> None:
+    """``model.prompt_templates`` must be a non-empty list of strings with exactly one ``{}`` each (``ConfigError``)."""
+    if not (isinstance(templates, (list, tuple)) and templates and all(isinstance(t, str) and t.count("{}") == 1 for t in templates)):
+        fail("prompt_templates", "a non-empty list of strings with exactly one '{}' each", templates)
+
+
 class ModelSchema:
     """The ``model:`` section of an adapter's configs: its documented preset is the schema and the defaults.
 

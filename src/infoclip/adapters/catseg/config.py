@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from infoclip.adapters.config_checks import ModelSchema
+from infoclip.adapters.config_checks import ModelSchema, check_open_clip_section, check_prompt_templates
 from infoclip.adapters.config_checks import check_int as _int
 from infoclip.adapters.config_checks import fail as _fail
 from infoclip.errors import ConfigError
@@ -53,25 +53,12 @@ def resolve_model_config(config: Mapping[str, Any] | None) -> dict[str, Any]:
     """
     cfg = SCHEMA.merge(config)
     clip, agg, inf = cfg["clip"], cfg["aggregator"], cfg["inference"]
-    if not isinstance(clip["name"], str) or not clip["name"]:
-        _fail("clip.name", "an open_clip architecture name", clip["name"])
-    if clip["pretrained"] is not None and (not isinstance(clip["pretrained"], str) or not clip["pretrained"]):
-        _fail("clip.pretrained", "an open_clip tag, a weights file path, or null", clip["pretrained"])
-    if clip["init_seed"] is not None:
-        _int(clip["init_seed"], "clip.init_seed")
+    check_open_clip_section(clip, "clip")
     _int(clip["resolution"], "clip.resolution", 1)
     _int_list(clip["guidance_layers"], "clip.guidance_layers", 2)
     if clip["finetune"] not in ("attention", "none", "full"):
         _fail("clip.finetune", "'attention', 'none' or 'full'", clip["finetune"])
-    for key in ("pixel_mean", "pixel_std"):
-        values = clip[key]
-        if not (isinstance(values, (list, tuple)) and len(values) == 3 and all(isinstance(v, (int, float)) for v in values)):
-            _fail(f"clip.{key}", "three numbers (R, G, B on the 0-255 scale)", values)
-    if any(v <= 0 for v in clip["pixel_std"]):
-        _fail("clip.pixel_std", "positive numbers", clip["pixel_std"])
-    templates = cfg["prompt_templates"]
-    if not (isinstance(templates, (list, tuple)) and templates and all(isinstance(t, str) and t.count("{}") == 1 for t in templates)):
-        _fail("prompt_templates", "a non-empty list of strings with exactly one '{}' each", templates)
+    check_prompt_templates(cfg["prompt_templates"])
     for key in ("hidden_dim", "num_heads", "num_layers", "text_guidance_proj_dim", "appearance_guidance_proj_dim", "window_size"):
         _int(agg[key], f"aggregator.{key}", 1)
     _int(agg["pad_len"], "aggregator.pad_len")
@@ -86,7 +73,7 @@ def resolve_model_config(config: Mapping[str, Any] | None) -> dict[str, Any]:
         _fail("lpam_feeds_decoder", "true or false", cfg["lpam_feeds_decoder"])
     if cfg["lpam_residual"] not in ("ln_dot", "cosine"):
         _fail("lpam_residual", "'ln_dot' or 'cosine'", cfg["lpam_residual"])
-    if cfg["lpam_feeds_decoder"] and len(templates) != 1:
+    if cfg["lpam_feeds_decoder"] and len(cfg["prompt_templates"]) != 1:
         raise ConfigError("model.lpam_feeds_decoder needs a single prompt template (the LPAM map has one channel)")
     for key in ("size_divisibility", "test_short_side", "test_max_size", "sliding_kernel", "sliding_out_res", "views_per_batch"):
         _int(inf[key], f"inference.{key}", 1)

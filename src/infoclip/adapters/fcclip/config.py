@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from infoclip.adapters.config_checks import check_int as _int
+from infoclip.adapters.config_checks import check_open_clip_section, check_prompt_templates
 from infoclip.adapters.config_checks import fail as _fail
 from infoclip.adapters.config_checks import unknown_keys as _unknown_keys
 from infoclip.config import deep_merge, load_config
@@ -59,23 +60,10 @@ def resolve_model_config(config: Mapping[str, Any] | None) -> dict[str, Any]:
         raise ConfigError(f"unknown FC-CLIP model keys: {', '.join(unknown)} (see the fcclip-convnext-l preset for the schema)")
     cfg = deep_merge(_schema(), config)
     clip, pix, dec, ens, inf = cfg["clip"], cfg["pixel_decoder"], cfg["decoder"], cfg["ensemble"], cfg["inference"]
-    if not isinstance(clip["name"], str) or not clip["name"]:
-        _fail("clip.name", "an open_clip ConvNeXt architecture name", clip["name"])
-    if clip["pretrained"] is not None and (not isinstance(clip["pretrained"], str) or not clip["pretrained"]):
-        _fail("clip.pretrained", "an open_clip tag, a weights file path, or null", clip["pretrained"])
-    if clip["init_seed"] is not None:
-        _int(clip["init_seed"], "clip.init_seed")
+    check_open_clip_section(clip, "clip", "an open_clip ConvNeXt architecture name")
     if clip["finetune"] not in FINETUNE_MODES:
         _fail("clip.finetune", "'none' or 'stage4'", clip["finetune"])
-    for key in ("pixel_mean", "pixel_std"):
-        values = clip[key]
-        if not (isinstance(values, (list, tuple)) and len(values) == 3 and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)):
-            _fail(f"clip.{key}", "three numbers (R, G, B on the 0-255 scale)", values)
-    if any(v <= 0 for v in clip["pixel_std"]):
-        _fail("clip.pixel_std", "positive numbers", clip["pixel_std"])
-    templates = cfg["prompt_templates"]
-    if not (isinstance(templates, (list, tuple)) and templates and all(isinstance(t, str) and t.count("{}") == 1 for t in templates)):
-        _fail("prompt_templates", "a non-empty list of strings with exactly one '{}' each", templates)
+    check_prompt_templates(cfg["prompt_templates"])
     vocab = cfg["train_vocabulary"]
     if not (isinstance(vocab, str) and vocab) and not (isinstance(vocab, (list, tuple)) and vocab and all(isinstance(v, str) for v in vocab)):
         _fail("train_vocabulary", "an FC-CLIP vocabulary name or a list of class names", vocab)

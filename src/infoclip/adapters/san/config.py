@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from infoclip.adapters.config_checks import ModelSchema
+from infoclip.adapters.config_checks import ModelSchema, check_open_clip_section, check_prompt_templates
 from infoclip.adapters.config_checks import check_int as _int
 from infoclip.errors import ConfigError
 
@@ -48,25 +48,12 @@ def resolve_model_config(config: Mapping[str, Any] | None) -> dict[str, Any]:
     """
     cfg = SCHEMA.merge(config)
     clip, side, dec, inf, loss = cfg["clip"], cfg["side_adapter"], cfg["mask_decoder"], cfg["inference"], cfg["loss"]
-    if not isinstance(clip["name"], str) or not clip["name"]:
-        raise ConfigError(f"model.clip.name must be an open_clip architecture name, got {clip['name']!r}")
-    if clip["pretrained"] is not None and (not isinstance(clip["pretrained"], str) or not clip["pretrained"]):
-        raise ConfigError(f"model.clip.pretrained must be an open_clip tag, a weights file path or null, got {clip['pretrained']!r}")
-    if clip["init_seed"] is not None:
-        _int(clip["init_seed"], "clip.init_seed")
+    check_open_clip_section(clip, "clip")
     _int(clip["feature_layers"], "clip.feature_layers", 1)
     _number(clip["resolution_scale"], "clip.resolution_scale", 0.05, 4.0)
     if clip["finetune"] not in FINETUNE_MODES:
         raise ConfigError(f"model.clip.finetune must be one of {', '.join(FINETUNE_MODES)}, got {clip['finetune']!r}")
-    for key in ("pixel_mean", "pixel_std"):
-        values = clip[key]
-        if not (isinstance(values, (list, tuple)) and len(values) == 3 and all(isinstance(v, (int, float)) for v in values)):
-            raise ConfigError(f"model.clip.{key} must be three numbers (R, G, B on the 0-255 scale), got {values!r}")
-    if any(v <= 0 for v in clip["pixel_std"]):
-        raise ConfigError(f"model.clip.pixel_std must be positive, got {clip['pixel_std']!r}")
-    templates = cfg["prompt_templates"]
-    if not (isinstance(templates, (list, tuple)) and templates and all(isinstance(t, str) and t.count("{}") == 1 for t in templates)):
-        raise ConfigError(f"model.prompt_templates must be a non-empty list of strings with one '{{}}' each, got {templates!r}")
+    check_prompt_templates(cfg["prompt_templates"])
     for key in ("width", "depth", "num_heads", "patch_size", "image_size", "num_queries"):
         _int(side[key], f"side_adapter.{key}", 1)
     if side["width"] % side["num_heads"]:
