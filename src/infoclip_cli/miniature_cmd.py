@@ -103,8 +103,11 @@ def pretrain_clip_command(
     output: Annotated[Path, typer.Option("--output", "-o", help="Weights file to write (.safetensors, fp16).")],
     seconds: Annotated[Optional[float], typer.Option(help="Time budget (default: the config's pretrain.seconds).")] = None,
     config: Annotated[Optional[Path], typer.Option("--config", "-c", help="A miniature YAML (default: the shipped one).")] = None,
+    architecture: Annotated[Optional[str], typer.Option(
+        help="infoclip-miniature-clip (ViT, CAT-Seg/SAN) or infoclip-miniature-convnext (ConvNeXt, FC-CLIP); "
+             "default: the config's pretrain.architecture.")] = None,
 ) -> None:
-    """Pretrain the miniature's tiny CLIP on captioned texture images and write its weights."""
+    """Pretrain one of the miniature's tiny CLIPs on captioned texture images and write its weights."""
     import dataclasses
 
     import torch
@@ -114,7 +117,8 @@ def pretrain_clip_command(
 
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     cfg = MiniatureConfig.load(config)
-    settings = cfg.pretrain if seconds is None else dataclasses.replace(cfg.pretrain, seconds=seconds)
+    changes = {k: v for k, v in (("seconds", seconds), ("architecture", architecture)) if v is not None}
+    settings = dataclasses.replace(cfg.pretrain, **changes)
     model = pretrain_clip(cfg.world, settings, log=_log)
     report = zero_shot_report(model, cfg.world)
     path = save_clip_weights(model, output, metadata={"zero_shot": json.dumps(dataclasses.asdict(report))})

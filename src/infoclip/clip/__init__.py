@@ -4,9 +4,11 @@
   built offline; pretrained weights by tag or local file, with a clear ``WeightsNotFoundError`` offline.
 * ``encode_image_dense``: dense last block, on-the-fly bicubic position-table resize, intermediate taps.
 * ``encode_text`` / ``class_prompts`` / ``get_tokenizer``: prompted class-name embeddings.
-* ``register_tiny_configs``: the tiny random-init architecture ``infoclip-tiny-clip`` for tests.
+* ``register_tiny_configs``: the small architectures (``infoclip-tiny-clip`` for tests, the miniature's CLIPs).
+* ``convnext``: the readouts of an open_clip ConvNeXt tower (trunk stages, the CLIP head per pixel).
 """
 
+from infoclip.clip import convnext
 from infoclip.clip.attention import SplitQKVAttention
 from infoclip.clip.dense import (
     block_forward,
@@ -41,6 +43,7 @@ __all__ = [
     "embed_image_tokens",
     "run_block",
     "class_prompts",
+    "convnext",
     "encode_image_dense",
     "encode_text",
     "get_tokenizer",

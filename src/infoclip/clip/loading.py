@@ -32,11 +32,13 @@ _NON_WEIGHT_KEYS = ("input_resolution", "context_length", "vocab_size")
 
 
 def register_tiny_configs() -> None:
-    """Register infoclip's small test architectures (``infoclip-tiny-clip``) with open_clip, once.
+    """Register infoclip's small architectures (``model_configs/*.json``) with open_clip, once.
 
     ``infoclip-tiny-clip``: ViT with patch 16, width 64, 4 layers, 2 heads, a 4x4 position table (image
     size 64, so CAT-Seg's position-embedding resize runs at any other size); text tower width 32,
     2 layers, context 16; joint embedding 32; QuickGELU. Random init only, for tests and smoke runs.
+    ``infoclip-miniature-clip`` (ViT) and ``infoclip-miniature-convnext`` (timm ``convnext_atto`` at 128 px): the
+    miniature's pretrained CLIPs (``infoclip.miniature.tiny_clip``).
     """
     global _registered
     if _registered:

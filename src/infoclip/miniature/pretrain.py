@@ -6,14 +6,15 @@ mask of). A quarter of each batch (``closeup_fraction``) are close-ups of one te
 name, the rest scenes of 2-4 textures captioned 'a photo of waves, bricks and dots.'.
 
 Loss = CLIP's symmetric InfoNCE on the pooled embedding (identical captions in a batch count as positives of
-each other) + ``dense_tag_weight`` x a multiple-instance loss on the dense tokens of CAT-Seg's dense last
-block: each token takes a softmax over the vocabulary's prompts ('A photo of a {} in the scene'), a word's
+each other) + ``dense_tag_weight`` x a multiple-instance loss on the dense tokens: those of CAT-Seg's dense last
+block for the ViT CLIP (``architecture: infoclip-miniature-clip``), the per-pixel CLIP head of the last stage
+(FC-CLIP's out-of-vocabulary readout) for the ConvNeXt CLIP (``infoclip-miniature-convnext``). Each token takes a softmax over the vocabulary's prompts ('A photo of a {} in the scene'), a word's
 presence in the image is the mean of its ``tag_topk`` strongest tokens, and a binary cross-entropy pulls it
 towards 1 for the words the caption names and 0 for the others. Only image-level caption words are used,
 never masks. The second term exists because, as measured in the feasibility notes, a CLS-only objective
 leaves the patch tokens unaligned with text (dense zero-shot near chance) in the few thousand steps a CPU
-can afford; the tokens share the CLS residual of CAT-Seg's dense path, so only their own features can make
-them pick different words.
+can afford; the ViT's tokens share the CLS residual of CAT-Seg's dense path, so only their own features can
+make them pick different words.
 
 The schedule is a cosine tied to a time budget: by default the *CPU time* of this process (one torch thread,
 so one core's worth of work), which gives the same number of steps on an idle or a shared machine;
@@ -45,6 +46,8 @@ class PretrainSettings:
     """Settings of one pretraining run (the ``pretrain`` section of the miniature YAML)."""
 
     seconds: float = 720.0
+    #: which miniature CLIP to pretrain (``infoclip.miniature.tiny_clip.ARCHITECTURES``)
+    architecture: str = tiny_clip.MINIATURE_CLIP
     max_steps: int = 100_000
     batch_size: int = 64
     lr: float = 1e-3
@@ -63,6 +66,7 @@ class PretrainSettings:
             raise ConfigError(f"pretrain.clock must be cpu or wall, not {self.clock!r}")
         if self.seconds <= 0 or self.batch_size < 2:
             raise ConfigError("pretrain.seconds must be positive and pretrain.batch_size at least 2")
+        tiny_clip.check_architecture(self.architecture)
 
     @classmethod
     def from_dict(cls, data: dict) -> PretrainSettings:
@@ -116,12 +120,12 @@ def pretrain_loss(model, images, tokens, captions, tags, class_tokens, settings)
     """The pretraining loss of one batch; returns (total, parts dict of detached terms).
 
     Args:
-        images: (B, 3, S, S) float RGB in [0, 255].
+        images: (B, 3, S, S) float RGB in [0, 255] (world size; resized to the tower's own).
         tokens: (B, L) caption tokens; ``captions`` the B strings (for soft targets).
         tags: (B, T) float 0/1, which vocabulary words each caption names (image-level, no masks).
         class_tokens: (T, L) tokens of CAT-Seg's prompt for each vocabulary word.
     """
-    pooled, dense = tiny_clip.encode_image_both(model.visual, tiny_clip.normalize_images(images))
+    pooled, dense = tiny_clip.encode_image_both(model.visual, tiny_clip.tower_inputs(model.visual, images))
     text = model.encode_text(tokens)
     scale = model.logit_scale.exp().clamp(max=100.0)
     targets = _soft_targets(captions)
@@ -131,8 +135,7 @@ def pretrain_loss(model, images, tokens, captions, tags, class_tokens, settings)
     if settings.dense_tag_weight > 0:
         # Multiple-instance loss on the dense tokens: each token picks one word of the vocabulary
         # (softmax), a word named by the caption must be picked strongly by a few tokens, a word not named
-        # by any token. Tokens share the CLS residual of CAT-Seg's dense path, so only their own features
-        # can make them differ: this is what aligns patch tokens with words.
+        # by any token. This is what aligns patch tokens (ViT) or last-stage pixels (ConvNeXt) with words.
         class_text = F.normalize(model.encode_text(class_tokens), dim=-1)
         probs = (scale * F.normalize(dense, dim=-1) @ class_text.T).softmax(-1)  # (B, N, T)
         k = min(settings.tag_topk, probs.shape[1])
@@ -156,17 +159,16 @@ def pretrain_clip(
     init: str | Path | None = None,
     on_report: Callable[[torch.nn.Module, int], None] | None = None,
 ) -> torch.nn.Module:
-    """Pretrain the miniature CLIP for ``settings.seconds`` of CPU (or wall-clock) time, or ``max_steps``.
+    """Pretrain a miniature CLIP (``settings.architecture``) for ``settings.seconds`` of CPU (or wall-clock) time, or ``max_steps``.
 
     ``on_report(model, step)`` is called every ``settings.report_every`` steps (0: never), in eval mode.
     Returns the model in eval mode (fp32, CPU).
     """
-    import open_clip
 
     torch.manual_seed(settings.seed)
     rng = np.random.default_rng(settings.seed)
-    model = tiny_clip.create_clip(init)
-    tokenizer = open_clip.get_tokenizer(tiny_clip.MINIATURE_CLIP)
+    model = tiny_clip.create_clip(init, settings.architecture)
+    tokenizer = tiny_clip.tokenizer(model)
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "embedding" not in n]
     no_decay = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "embedding" not in n)]
     optimizer = torch.optim.AdamW(
@@ -225,17 +227,16 @@ class ZeroShotReport:
 @torch.no_grad()
 def class_text_embeddings(model, class_names: Sequence[str]) -> torch.Tensor:
     """(T, E) L2-normalised text embeddings of CAT-Seg's prompt for each class."""
-    import open_clip
-
-    tokenizer = open_clip.get_tokenizer(tiny_clip.MINIATURE_CLIP)
+    tokenizer = tiny_clip.tokenizer(model)
     prompts = [CATSEG_TEMPLATE.format(name.split(",")[0].strip()) for name in class_names]
     return F.normalize(model.encode_text(tokenizer(prompts)), dim=-1)
 
 
 @torch.no_grad()
 def zero_shot_report(model, spec: WorldSpec, n_images: int = 200, seed: int = 12345) -> ZeroShotReport:
-    """Close-up classification accuracy (pooled embedding) and dense zero-shot mIoU (value-path patch
-    tokens, upsampled nearest to pixels) on fresh scenes, each split into seen and unseen classes."""
+    """Close-up classification accuracy (pooled embedding) and dense zero-shot mIoU (the dense embeddings of
+    ``tiny_clip.encode_image_both``, scores upsampled bilinearly to pixels, argmax over the classes) on fresh
+    scenes, each split into seen and unseen classes."""
     rng = np.random.default_rng(seed)
     text = class_text_embeddings(model, spec.classes)
     seen = set(spec.seen)
@@ -253,13 +254,13 @@ def zero_shot_report(model, spec: WorldSpec, n_images: int = 200, seed: int = 12
             img, lab, _ = render_scene(spec, spec.classes, rng)
             scene_imgs.append(img)
             scene_labels.append(lab)
-        pooled, _ = tiny_clip.encode_image_both(model.visual, tiny_clip.normalize_images(to_tensor(np.stack(close_imgs))))
+        pooled, _ = tiny_clip.encode_image_both(model.visual, tiny_clip.tower_inputs(model.visual, to_tensor(np.stack(close_imgs))))
         pred = (F.normalize(pooled, dim=-1) @ text.T).argmax(1).numpy()
         for p, t in zip(pred, close_labels):
             bucket = correct[spec.classes[t] in seen]
             bucket[0] += int(p == t)
             bucket[1] += 1
-        _, dense = tiny_clip.encode_image_both(model.visual, tiny_clip.normalize_images(to_tensor(np.stack(scene_imgs))))
+        _, dense = tiny_clip.encode_image_both(model.visual, tiny_clip.tower_inputs(model.visual, to_tensor(np.stack(scene_imgs))))
         side = int(math.isqrt(dense.shape[1]))
         scores = (F.normalize(dense, dim=-1) @ text.T).transpose(1, 2).reshape(count, n_classes, side, side)
         scores = F.interpolate(scores, size=spec.image_size, mode="bilinear", align_corners=False)

@@ -22,8 +22,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from infoclip.clip import SplitQKVAttention, encode_text
-from infoclip.clip.loading import create_random_model
+from infoclip.clip import SplitQKVAttention, convnext, encode_text
+from infoclip.clip.loading import create_random_model, register_tiny_configs
 from infoclip.errors import ConfigError, InputError
 
 _CONFIG_DIR = Path(__file__).parent / "model_configs"
@@ -56,16 +56,15 @@ def build_convnext_clip(model_name: str, init_seed: int | None = None) -> nn.Mod
         ConfigError: unknown architecture, or not a ConvNeXt CLIP with an OpenAI-style text tower.
     """
     import open_clip
-    from open_clip.timm_model import TimmModel
 
     register_model_configs()
+    register_tiny_configs()  # the miniature's ConvNeXt CLIP lives beside the other small CLIP architectures
     if model_name not in open_clip.list_models():
-        convnext = ", ".join(m for m in open_clip.list_models() if m.startswith("convnext_"))
-        raise ConfigError(f"unknown open_clip architecture {model_name!r}; ConvNeXt choices: {convnext}, {TINY_CONVNEXT_CLIP}")
+        choices = ", ".join(m for m in open_clip.list_models() if m.startswith("convnext_"))
+        raise ConfigError(f"unknown open_clip architecture {model_name!r}; ConvNeXt choices: {choices}, {TINY_CONVNEXT_CLIP}")
     model = create_random_model(model_name, init_seed)
     visual = getattr(model, "visual", None)
-    trunk = getattr(visual, "trunk", None)
-    if not isinstance(visual, TimmModel) or not hasattr(trunk, "stages") or not hasattr(model, "token_embedding"):
+    if not convnext.is_convnext_tower(visual) or not hasattr(model, "token_embedding"):
         raise ConfigError(
             f"{model_name} is not a ConvNeXt CLIP with an OpenAI-style text tower; FC-CLIP needs one "
             "(convnext_large_d_320; FC-CLIP's ResNet variants are not supported)"
@@ -110,24 +109,17 @@ class ConvNeXtCLIP(nn.Module):
         """
         if images.ndim != 4 or images.shape[1] != 3 or not images.is_floating_point():
             raise InputError(f"backbone images must be float (B, 3, H, W), got {tuple(images.shape)} {images.dtype}")
-        trunk = self.clip_model.visual.trunk
-        out: dict[str, torch.Tensor] = {}
-        x = trunk.stem(images)
-        for i, stage in enumerate(trunk.stages):
-            x = stage(x)
-            out[f"res{i + 2}"] = x.contiguous()
-        out["clip_vis_dense"] = trunk.norm_pre(x).contiguous()
+        out = {k: v.contiguous() for k, v in convnext.trunk_features(self.clip_model.visual, images).items()}
+        out["clip_vis_dense"] = out.pop("dense")
         return out
 
     def region_embeddings(self, pooled: torch.Tensor) -> torch.Tensor:
         """CLIP's image head on pooled features: (B, Q, C5) -> (B, Q, E), not normalised."""
-        b, q, c = pooled.shape
-        x = self.clip_model.visual.trunk.head(pooled.reshape(b * q, c, 1, 1))
-        return self.clip_model.visual.head(x).reshape(b, q, -1)
+        return convnext.head_embeddings(self.clip_model.visual, pooled)
 
     def dense_embeddings(self, dense: torch.Tensor) -> torch.Tensor:
         """CLIP's image head per pixel: (B, C5, h, w) -> (B, h*w, E) row-major, not normalised."""
-        return self.region_embeddings(dense.flatten(2).transpose(1, 2))
+        return convnext.dense_embeddings(self.clip_model.visual, dense)
 
     def encode_text(self, tokens: torch.Tensor) -> torch.Tensor:
         """Projected end-of-text embeddings (N, E), not normalised, of int64 tokens (N, L)."""
