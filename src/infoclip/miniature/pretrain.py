@@ -8,9 +8,10 @@ name, the rest scenes of 2-4 textures captioned 'a photo of waves, bricks and do
 Loss = CLIP's symmetric InfoNCE on the pooled embedding (identical captions in a batch count as positives of
 each other) + ``dense_tag_weight`` x a multiple-instance loss on the dense tokens: those of CAT-Seg's dense last
 block for the ViT CLIP (``architecture: infoclip-miniature-clip``), the per-pixel CLIP head of the last stage
-(FC-CLIP's out-of-vocabulary readout) for the ConvNeXt CLIP (``infoclip-miniature-convnext``). Each token takes a softmax over the vocabulary's prompts ('A photo of a {} in the scene'), a word's
-presence in the image is the mean of its ``tag_topk`` strongest tokens, and a binary cross-entropy pulls it
-towards 1 for the words the caption names and 0 for the others. Only image-level caption words are used,
+(FC-CLIP's out-of-vocabulary readout) for the ConvNeXt CLIP (``infoclip-miniature-convnext``). Each token
+takes a softmax over the vocabulary's prompts ('A photo of a {} in the scene'), a word's presence in the
+image is the mean of its ``tag_topk`` strongest tokens, and a binary cross-entropy pulls it towards 1 for the
+words the caption names and 0 for the others. Only image-level caption words are used,
 never masks. The second term exists because, as measured in the feasibility notes, a CLS-only objective
 leaves the patch tokens unaligned with text (dense zero-shot near chance) in the few thousand steps a CPU
 can afford; the ViT's tokens share the CLS residual of CAT-Seg's dense path, so only their own features can
@@ -159,12 +160,12 @@ def pretrain_clip(
     init: str | Path | None = None,
     on_report: Callable[[torch.nn.Module, int], None] | None = None,
 ) -> torch.nn.Module:
-    """Pretrain a miniature CLIP (``settings.architecture``) for ``settings.seconds`` of CPU (or wall-clock) time, or ``max_steps``.
+    """Pretrain a miniature CLIP (``settings.architecture``) for ``settings.seconds`` of CPU (or wall-clock)
+    time, or ``max_steps``.
 
     ``on_report(model, step)`` is called every ``settings.report_every`` steps (0: never), in eval mode.
     Returns the model in eval mode (fp32, CPU).
     """
-
     torch.manual_seed(settings.seed)
     rng = np.random.default_rng(settings.seed)
     model = tiny_clip.create_clip(init, settings.architecture)
@@ -254,13 +255,15 @@ def zero_shot_report(model, spec: WorldSpec, n_images: int = 200, seed: int = 12
             img, lab, _ = render_scene(spec, spec.classes, rng)
             scene_imgs.append(img)
             scene_labels.append(lab)
-        pooled, _ = tiny_clip.encode_image_both(model.visual, tiny_clip.tower_inputs(model.visual, to_tensor(np.stack(close_imgs))))
+        close = tiny_clip.tower_inputs(model.visual, to_tensor(np.stack(close_imgs)))
+        pooled, _ = tiny_clip.encode_image_both(model.visual, close)
         pred = (F.normalize(pooled, dim=-1) @ text.T).argmax(1).numpy()
         for p, t in zip(pred, close_labels):
             bucket = correct[spec.classes[t] in seen]
             bucket[0] += int(p == t)
             bucket[1] += 1
-        _, dense = tiny_clip.encode_image_both(model.visual, tiny_clip.tower_inputs(model.visual, to_tensor(np.stack(scene_imgs))))
+        scenes = tiny_clip.tower_inputs(model.visual, to_tensor(np.stack(scene_imgs)))
+        _, dense = tiny_clip.encode_image_both(model.visual, scenes)
         side = int(math.isqrt(dense.shape[1]))
         scores = (F.normalize(dense, dim=-1) @ text.T).transpose(1, 2).reshape(count, n_classes, side, side)
         scores = F.interpolate(scores, size=spec.image_size, mode="bilinear", align_corners=False)
