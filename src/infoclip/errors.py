@@ -11,13 +11,17 @@ from __future__ import annotations
 class InfoclipError(Exception):
     """Base class of every error infoclip raises on purpose.
 
-    ``parameter`` names the argument of the public function the error is about (``"device"``, ``"force"``);
-    the message itself speaks the library's language, and the command line adds its flag (``--device``).
+    The message speaks the library's language: it names arguments of the public functions, never command-line
+    flags. ``parameter`` names the argument the error is about (``"device"``, ``"force"``); where the way out is
+    another argument, the message names it in backticks (``"pass `resume=True` to continue it"``) and lists it
+    in ``mentions``. The command line (``infoclip_cli.errors``) shows each of these as its flag: the backticked
+    names in place (``--resume``), and ``parameter``'s flag before the message when the message does not name it.
     """
 
-    def __init__(self, *args: object, parameter: str | None = None) -> None:
+    def __init__(self, *args: object, parameter: str | None = None, mentions: tuple[str, ...] = ()) -> None:
         super().__init__(*args)
         self.parameter = parameter
+        self.mentions = tuple(mentions)
 
 
 class ConfigError(InfoclipError, ValueError):

@@ -79,7 +79,7 @@ def test_voc_both_variants(tmp_path, monkeypatch):
 def test_existing_output_needs_overwrite_and_failures_leave_nothing(tmp_path):
     voc = _voc_sources(tmp_path)
     prepare("voc20", tmp_path)
-    with pytest.raises(DatasetError, match="already exists and is not empty; pass --overwrite"):
+    with pytest.raises(DatasetError, match="already exists and is not empty; allow overwriting it"):
         prepare("voc20", tmp_path)
     (voc / "SegmentationClassAug/2007_000002.png").write_bytes(b"garbage")
     with pytest.raises(DatasetError, match="2007_000002.png"):

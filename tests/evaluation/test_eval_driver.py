@@ -1,4 +1,4 @@
-"""``evaluate`` over the synthetic benchmarks with deterministic fake models."""
+"""``evaluate`` over the synthetic benchmarks with deterministic models (small ``OVSSModel`` subclasses)."""
 
 from __future__ import annotations
 
@@ -10,13 +10,27 @@ import pytest
 import torch
 from torch import nn
 
+from infoclip.adapters.contract import EvalProtocol, OVSSModel
 from infoclip.data import get_dataset
 from infoclip.data.synthetic import write_custom_dataset
 from infoclip.errors import AdapterError, DatasetError, InputError
 from infoclip.evaluation import evaluate
 
 
-class OracleModel(nn.Module):
+class ScoringModel(OVSSModel):
+    """An ``OVSSModel`` that only predicts (its scores are set by the subclass); it has nothing to train."""
+
+    adapter_name = "scoring-test"
+    protocols = (EvalProtocol("sliding", "test: the default"), EvalProtocol("whole", "test: another"))
+
+    def forward_train(self, images, class_names, lpam=None):  # noqa: ANN001
+        raise AssertionError("evaluate never trains")
+
+    def task_loss(self, logits, labels):  # noqa: ANN001
+        raise AssertionError("evaluate never trains")
+
+
+class OracleModel(ScoringModel):
     """Predicts each image's ground truth, found by the image's pixels; ``background_as`` renames class 20."""
 
     def __init__(self, dataset, background_as: int | None = None) -> None:
@@ -36,10 +50,11 @@ class OracleModel(nn.Module):
         return torch.nn.functional.one_hot(torch.from_numpy(label), len(class_names)).permute(2, 0, 1).float()
 
 
-class ConstantModel:
-    """Predicts class ``index`` everywhere (not an nn.Module: ``evaluate`` accepts any ``predict``)."""
+class ConstantModel(ScoringModel):
+    """Predicts class ``index`` everywhere (a model without parameters: images stay on the CPU)."""
 
     def __init__(self, index: int) -> None:
+        super().__init__()
         self.index = index
 
     def predict(self, image, class_names, protocol="sliding"):
@@ -118,12 +133,18 @@ def test_seen_classes_from_custom_dataset_and_argument(tmp_path):
 def test_bad_model_and_bad_arguments(datasets_root):
     ds = get_dataset("ade150")
 
-    class Wrong:
+    class Wrong(ScoringModel):
         def predict(self, image, class_names, protocol="sliding"):
             return torch.zeros(3, *image.shape[1:])
 
+    class DuckTyped:  # has predict, but is no OVSSModel: the contract is the one door
+        def predict(self, image, class_names, protocol="sliding"):
+            raise AssertionError("never called")
+
     with pytest.raises(AdapterError, match=r"model.predict returned \(3, 40, 56\) for .*expected scores of shape \(150, 40, 56\)"):
         evaluate(Wrong(), ds)
+    with pytest.raises(AdapterError, match="^evaluate scores an OVSSModel .*, not a DuckTyped$"):
+        evaluate(DuckTyped(), ds)
     with pytest.raises(InputError, match="unknown protocol 'tiles'"):
         evaluate(ConstantModel(0), ds, protocol="tiles")
     with pytest.raises(InputError, match="unknown mIoU formula"):

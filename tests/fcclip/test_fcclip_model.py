@@ -128,17 +128,20 @@ def test_ensemble_reproduces_the_official_nan_on_underflow_and_log_space_avoids_
     assert torch.isfinite(safe[0, 0]).all()
 
 
-def test_predict_scores_have_the_image_size_and_check_input(tiny_model):
+def test_predict_scores_have_the_image_size_and_the_segmenter_checks_input(tiny_model):
     image = torch.rand(3, 37, 50, generator=torch.Generator().manual_seed(2)) * 255
     tiny_model.config["inference"]["test_short_side"] = 64
     scores = tiny_model.predict(image, NAMES)
     assert scores.shape == (4, 37, 50) and scores.dtype == torch.float32
     assert torch.equal(scores, tiny_model.predict(image, NAMES, protocol="whole"))
     assert scores.min() >= 0 and scores.sum(0).max() <= 12
+    from infoclip import Segmenter
+
+    segmenter = Segmenter(tiny_model, "tiny FC-CLIP")  # the entry point checks; predict trusts (OVSSModel.predict's contract)
     with pytest.raises(InputError, match="protocol"):
-        tiny_model.predict(image, NAMES, protocol="tiles")
-    with pytest.raises(InputError, match="RGB tensor"):
-        tiny_model.predict(image[:2], NAMES)
+        segmenter.predict(image.permute(1, 2, 0).numpy().astype("uint8"), NAMES, protocol="tiles")
+    with pytest.raises(InputError, match="class"):
+        segmenter.predict(image.permute(1, 2, 0).numpy().astype("uint8"), [])
 
 
 def test_training_reaches_the_heads_only_and_stage4_trains_the_last_stage(tiny_config):

@@ -80,8 +80,11 @@ def test_shipped_config_loads_and_output_dir_is_protected(tmp_path):
     assert len(config.world.classes) >= 16 and config.world.unseen
     assert set(config.modes) == {"fast", "full", "forgetting"}
     (tmp_path / "results.json").write_text("{}")
-    with pytest.raises(InputError, match="--force"):
+    with pytest.raises(InputError, match="pass `force=True` to replace it") as refused:
         prepare_output_dir(tmp_path)
+    from infoclip_cli.errors import command_line_message
+
+    assert "pass --force to replace it" in command_line_message(refused.value), "the CLI names the flag"
     prepare_output_dir(tmp_path, force=True)
     assert not (tmp_path / "results.json").exists()
 

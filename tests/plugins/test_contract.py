@@ -10,6 +10,7 @@ import functools
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -179,6 +180,44 @@ def test_prediction_inputs_are_checked_once_at_the_boundary():
     for names in ("cat,sky", [], ["cat", ""], [3]):
         with pytest.raises(InputError, match="class names"):
             check_prediction_inputs(torch.zeros(3, 4, 4), names)
+
+
+class _Trusting(_Minimal):
+    """Records what ``predict`` received: the entry points must never hand it unchecked input."""
+
+    def __init__(self):
+        super().__init__()
+        self.calls = 0
+
+    def predict(self, image, class_names, protocol="whole"):  # noqa: ANN001
+        check_prediction_inputs(image, class_names)  # the boundary's own check: passes on what it let through
+        self.calls += 1
+        return super().predict(image, class_names, protocol)
+
+
+@pytest.mark.parametrize(
+    ("image", "classes", "message"),
+    [
+        (np.zeros((4, 4, 3), np.uint8), [], "class list is empty"),
+        (np.zeros((4, 4, 3), np.uint8), "", "class list is empty"),
+        (np.zeros((4, 4, 3), np.uint8), ["cat", " "], "empty or blank class name"),
+        (np.zeros((2, 4, 4, 3), np.uint8), ["cat"], r"image array has shape \(2, 4, 4, 3\)"),
+        (torch.zeros(2, 4, 4), ["cat"], "an image must be a path, a PIL image or an H x W x 3 uint8 array"),
+        ("no-such-image.png", ["cat"], "no-such-image.png"),
+    ],
+)
+def test_segmenter_checks_inputs_before_predict(image, classes, message):
+    from infoclip import Segmenter
+
+    model = _Trusting()
+    segmenter = Segmenter(model, "minimal")
+    with pytest.raises(InputError, match=message):
+        segmenter.predict(image, classes)
+    assert model.calls == 0, "a refused input never reaches OVSSModel.predict"
+    assert segmenter.predict(np.zeros((4, 4, 3), np.uint8), ["cat", "sky"]).probs.shape == (2, 4, 4)
+    with pytest.raises(InputError, match="unknown protocol 'tiles' for minimal"):
+        segmenter.predict(np.zeros((4, 4, 3), np.uint8), ["cat"], protocol="tiles")
+    assert model.calls == 1
 
 
 @pytest.fixture

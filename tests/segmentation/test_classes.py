@@ -30,7 +30,7 @@ def test_sequences_are_validated_not_split():
     [
         ("cat,,sofa", r"blank class name\(s\) at position #2"),
         ("cat,sofa,", r"at position #3"),
-        ("  ", "--classes is empty"),
+        ("  ", "the class list is empty"),
         ("cat, ,dog", r"at position #2"),
         ("cat,sofa,Cat", r"repeats class names .*'cat' at #1, #3"),
         ("big  dog,big dog", r"'big dog' at #1, #2"),

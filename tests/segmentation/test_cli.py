@@ -95,8 +95,8 @@ def test_offline_missing_clip_weights_is_one_clear_line(run_cli, photo, tmp_path
     code, _, stderr = run_cli("segment", photo, "-c", "cat", "--clip", "ViT-B-16:openai", "-o", tmp_path / "out")
     assert code == 1
     first = stderr.strip().splitlines()[0]
-    assert first.startswith("error: CLIP weights ViT-B-16-quickgelu:openai are not cached")
-    assert "Fetch https://" in first and "--clip ViT-B-16-quickgelu:/path/to/the/file" in first
+    assert first.startswith("error: --clip: CLIP weights ViT-B-16-quickgelu:openai are not cached")
+    assert "Fetch https://" in first and "give that file as ViT-B-16-quickgelu:/path/to/the/file" in first
     assert "Traceback (most recent" not in stderr and not (tmp_path / "out").exists()
 
 

@@ -61,7 +61,7 @@ def test_config_errors_are_one_line(cli, tmp_path):
     preset = cli(["train", "--config", "catseg-vit-b61", "--output-dir", str(tmp_path / "r")])
     assert preset.exit_code == 1 and "did you mean 'catseg-vit-b16'" in preset.stderr
     nothing = cli(["train", "--output-dir", str(tmp_path / "r")])
-    assert nothing.exit_code == 1 and "--config is required" in nothing.stderr
+    assert nothing.exit_code == 1 and "error: --config: a new run needs a config" in nothing.stderr
     assert not (tmp_path / "r").exists(), "nothing is written when the config is refused"
 
 

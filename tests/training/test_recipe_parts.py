@@ -102,6 +102,33 @@ def test_the_schema_states_a_rule_for_every_default_key_once():
         assert rule.accepts(defaults[section][name]), f"the default of {key} breaks its own rule ({rule.what})"
 
 
+def test_defaults_yaml_comments_leave_the_choices_to_the_schema():
+    """A choice is added in one place (SCHEMA): no comment of defaults.yaml lists all of a key's choices."""
+    import re
+    from importlib import resources
+
+    text = resources.files("infoclip.training").joinpath("defaults.yaml").read_text(encoding="utf-8")
+    comments: dict[str, str] = {}
+    section = None
+    for line in text.splitlines():
+        head = re.match(r"^(\w+):\s*(?:#.*)?$", line)
+        item = re.match(r"^  (\w+):[^#]*(?:#(.*))?$", line)
+        if head:
+            section = head.group(1)
+        elif item and section:
+            comments[f"{section}.{item.group(1)}"] = item.group(2) or ""
+    assert " | " not in text, "write a key's choices in SCHEMA, not as a | b in defaults.yaml"
+    listed = 0
+    for key, rule in SCHEMA.items():
+        if not rule.what.startswith("one of "):
+            continue
+        listed += 1
+        choices = rule.what.removeprefix("one of ").split(", ")
+        words = set(re.findall(r"[\w.]+", comments[key]))
+        assert not set(choices) <= words, f"the comment of {key} repeats its choices ({rule.what}): {comments[key]}"
+    assert listed >= 8, "the keys with choices were found"
+
+
 @pytest.mark.parametrize(
     "override, message",
     [

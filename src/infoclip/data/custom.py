@@ -96,7 +96,9 @@ def load_custom_spec(path: str | os.PathLike[str]) -> DatasetSpec:
         if path.is_dir():
             raise DatasetError(
                 f"{path} has no {DESCRIPTION_FILE}; write one (see the README section 'Custom datasets') "
-                "or pass --images, --labels and --classes"
+                "or give its `images`, `labels` and `classes`",
+                parameter="dataset",
+                mentions=("images", "labels", "classes"),
             )
         raise DatasetError(f"dataset not found: {path} is neither a registered dataset name nor a dataset folder")
     try:

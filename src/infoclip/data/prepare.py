@@ -91,7 +91,9 @@ def ade150_to_train_id() -> np.ndarray:
 def staged_folder(target: Path, overwrite: bool) -> Iterator[Path]:
     """Yield an empty hidden folder beside ``target``; move it onto ``target`` only if the block succeeds."""
     if target.exists() and any(target.iterdir()) and not overwrite:
-        raise DatasetError(f"{target} already exists and is not empty; pass --overwrite to rebuild it")
+        raise DatasetError(
+            f"{target} already exists and is not empty; allow overwriting it to rebuild it", parameter="overwrite"
+        )
     staging = target.parent / f".{target.name}.partial"
     old = target.parent / f".{target.name}.old"
     for stale in (staging, old):

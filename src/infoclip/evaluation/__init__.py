@@ -9,7 +9,7 @@
 """
 
 from infoclip.evaluation.confusion import ConfusionMatrix
-from infoclip.evaluation.evaluator import PROTOCOLS, EvalResult, collapse_background, evaluate
+from infoclip.evaluation.evaluator import EvalResult, collapse_background, evaluate
 from infoclip.evaluation.metrics import (
     DEFAULT_FORMULA,
     MIOU_FORMULAS,
@@ -19,6 +19,7 @@ from infoclip.evaluation.metrics import (
     per_class_iou,
     seen_unseen,
 )
+from infoclip.runtime import PROTOCOLS
 
 __all__ = [
     "DEFAULT_FORMULA",

@@ -27,7 +27,6 @@ from infoclip.errors import AdapterError, InputError
 from infoclip.evaluation.confusion import ConfusionMatrix
 from infoclip.evaluation.metrics import DEFAULT_FORMULA, check_formula, compute_metrics
 from infoclip.io_utils import atomic_write_text
-from infoclip.runtime import PROTOCOLS
 
 if TYPE_CHECKING:
     from infoclip.segmentation.options import SegmentOptions
@@ -144,7 +143,7 @@ def _model_device(model: torch.nn.Module) -> torch.device:
 
 
 def evaluate(
-    model: Any,
+    model: OVSSModel,
     dataset: SegmentationDataset,
     protocol: str | None = None,
     *,
@@ -160,13 +159,11 @@ def evaluate(
     """Predict every image of ``dataset`` with ``model.predict`` and score the argmax against the labels.
 
     Args:
-        model: an ``OVSSModel``, or anything with ``predict(image (3, H, W) float RGB 0-255, class_names,
-            protocol) -> (T, H, W)`` scores. If it is an ``nn.Module`` it is put in eval mode for the run
-            and its previous mode is restored afterwards.
+        model: an ``OVSSModel`` (this is one of its validation entry points: ``predict`` gets checked inputs).
+            It is put in eval mode for the run and its previous mode is restored afterwards.
         dataset: the split to score; the model sees ``dataset.class_names`` (VOC-20b: 59 names) and the
             scores cover ``dataset.eval_class_names`` (VOC-20b: 20 classes + background).
-        protocol: one of the model's ``protocols`` (``None``: its default, the published one); for a model
-            that is not an ``OVSSModel``, ``"sliding"`` (default) or ``"whole"``.
+        protocol: one of the model's ``protocols`` (``None``: its default, the published one).
         limit: score the first ``limit`` images only.
         indices: score these sample indices (e.g. one rank's shard) instead; combined with ``limit``.
         miou_formula: ``"present"`` (default, CAT-Seg's published numbers) or ``"d2-v0.6"``.
@@ -182,15 +179,14 @@ def evaluate(
 
     Raises:
         InputError: unknown protocol or formula, empty selection.
-        AdapterError: ``predict`` returned something other than (T, H, W) scores.
+        AdapterError: ``model`` is not an ``OVSSModel``, or ``predict`` returned something other than (T, H, W) scores.
         DatasetError: an image or label is missing, unreadable, of the wrong size or out of range.
     """
-    if isinstance(model, OVSSModel):
-        protocol = model.check_protocol(protocol)
-    elif protocol is None:
-        protocol = PROTOCOLS[0]
-    elif protocol not in PROTOCOLS:
-        raise InputError(f"unknown protocol {protocol!r}; choose one of: {', '.join(PROTOCOLS)}", parameter="protocol")
+    if not isinstance(model, OVSSModel):
+        raise AdapterError(
+            f"evaluate scores an OVSSModel (an adapter's model or the dense-CLIP baseline), not a {type(model).__name__}"
+        )
+    protocol = model.check_protocol(protocol)
     check_formula(miou_formula)
     selected = list(range(len(dataset))) if indices is None else list(indices)
     if limit is not None:

@@ -30,11 +30,13 @@ def prepare_output_dir(output_dir: str | Path, force: bool = False) -> Path:
     """
     output_dir = Path(output_dir)
     if output_dir.exists() and not output_dir.is_dir():
-        raise InputError(f"--output-dir {output_dir} is a file; give a folder")
+        raise InputError(f"{output_dir} is a file; give a folder", parameter="output_dir")
     earlier = [output_dir / n for n in (*RUN_FOLDERS, *RUN_FILES) if (output_dir / n).exists()]
     if earlier and not force:
         raise InputError(
-            f"{output_dir} already holds a miniature run; pass --force to replace it or choose another --output-dir"
+            f"{output_dir} already holds a miniature run; pass `force=True` to replace it or choose another `output_dir`",
+            parameter="output_dir",
+            mentions=("force",),
         )
     for path in earlier:
         shutil.rmtree(path) if path.is_dir() else path.unlink()

@@ -53,8 +53,9 @@ def parse_clip_spec(spec: str) -> tuple[str, str | None]:
     model_name, tag = model_name.strip(), tag.strip()
     if not sep or not model_name or not tag:
         raise InputError(
-            f"--clip expects MODEL:TAG such as ViT-B-16:openai (or MODEL:/path/to/weights, or MODEL:none for "
-            f"random weights), got {spec!r}"
+            f"a CLIP is named MODEL:TAG such as ViT-B-16:openai (or MODEL:/path/to/weights, or MODEL:none for "
+            f"random weights), got {spec!r}",
+            parameter="clip",
         )
     import open_clip
 
@@ -63,8 +64,9 @@ def parse_clip_spec(spec: str) -> tuple[str, str | None]:
     register_tiny_configs()
     if model_name not in open_clip.list_models():
         raise InputError(
-            f"unknown CLIP architecture {model_name!r} in --clip {spec}; open_clip's ViT names such as ViT-B-16, "
-            f"ViT-L-14, ViT-L-14-336 (all: open_clip.list_models()), or {TINY_CLIP} for tests"
+            f"unknown CLIP architecture {model_name!r} in {spec}; open_clip's ViT names such as ViT-B-16, "
+            f"ViT-L-14, ViT-L-14-336 (all: open_clip.list_models()), or {TINY_CLIP} for tests",
+            parameter="clip",
         )
     if tag.lower() == "none":
         return model_name, None
@@ -149,7 +151,7 @@ class DenseCLIPBaseline(OVSSModel):
             weights_file = resolve_pretrained(model_name, pretrained)
         except WeightsNotFoundError as exc:
             raise WeightsNotFoundError(
-                f"{exc}; with `infoclip segment`, pass that file as --clip {model_name}:/path/to/the/file"
+                f"{exc}; then give that file as {model_name}:/path/to/the/file", parameter="clip"
             ) from exc
         return cls(load_clip(model_name, str(weights_file)), model_name, template, clip_tag)
 

@@ -73,12 +73,13 @@ def _shipped_lists() -> frozenset[tuple[str, ...]]:
     )
 
 
-def validate_class_names(names: Sequence[object], source: str = "class list") -> list[str]:
+def validate_class_names(names: Sequence[object], source: str = "class list", parameter: str | None = None) -> list[str]:
     """Check a class list and return it as a new list of str.
 
     Args:
         names: the class names, in label order (label i is ``names[i]``).
-        source: where the list came from, for the error message (``"--classes"``, a file path, ...).
+        source: where the list came from, for the error message (``"class list"``, a file path, ...).
+        parameter: the public argument the list was given as (``"classes"``), recorded on the error.
 
     Names whose first synonyms are equal (``"building, edifice"`` and ``"building, house"``) get the same
     prompt, so they would compete as one class: they are refused too, except in a shipped benchmark vocabulary
@@ -89,17 +90,17 @@ def validate_class_names(names: Sequence[object], source: str = "class list") ->
             or names or their first synonyms repeat (named, with their positions).
     """
     if isinstance(names, str):
-        raise InputError(f"{source}: expected a list of class names, got one string {names!r}")
+        raise InputError(f"{source}: expected a list of class names, got one string {names!r}", parameter=parameter)
     names = list(names)
     if not names:
-        raise InputError(f"{source} is empty: give at least one class name")
+        raise InputError(f"{source} is empty: give at least one class name", parameter=parameter)
     not_strings = [f"#{i + 1} ({type(n).__name__})" for i, n in enumerate(names) if not isinstance(n, str)]
     if not_strings:
-        raise InputError(f"{source}: class names must be strings; these are not: {', '.join(not_strings[:5])}")
+        raise InputError(f"{source}: class names must be strings; these are not: {', '.join(not_strings[:5])}", parameter=parameter)
     blank = [i + 1 for i, n in enumerate(names) if not n.strip()]  # type: ignore[union-attr]
     if blank:
         where = ", ".join(f"#{i}" for i in blank[:10])
-        raise InputError(f"{source} has {len(blank)} empty or blank class name(s) at position {where}; remove them")
+        raise InputError(f"{source} has {len(blank)} empty or blank class name(s) at position {where}; remove them", parameter=parameter)
     positions: dict[str, list[int]] = {}
     for i, name in enumerate(names):
         positions.setdefault(_normalised(name), []).append(i + 1)  # type: ignore[arg-type]
@@ -107,7 +108,7 @@ def validate_class_names(names: Sequence[object], source: str = "class list") ->
     if repeated:
         details = "; ".join(f"{key!r} at #{', #'.join(map(str, pos))}" for key, pos in repeated[:5])
         more = f" (+{len(repeated) - 5} more)" if len(repeated) > 5 else ""
-        raise InputError(f"{source} repeats class names (compared ignoring case and spaces): {details}{more}")
+        raise InputError(f"{source} repeats class names (compared ignoring case and spaces): {details}{more}", parameter=parameter)
     prompts: dict[str, list[int]] = {}
     for i, name in enumerate(names):
         prompts.setdefault(_prompted(name), []).append(i)  # type: ignore[arg-type]
@@ -117,7 +118,8 @@ def validate_class_names(names: Sequence[object], source: str = "class list") ->
         more = f" (+{len(shared) - 3} more)" if len(shared) > 3 else ""
         raise InputError(
             f"{source}: classes share their first synonym, which is the only one the prompt uses, so they would "
-            f"compete as one class: {details}{more}; reword or merge them"
+            f"compete as one class: {details}{more}; reword or merge them",
+            parameter=parameter,
         )
     return [str(n) for n in names]
 
@@ -152,14 +154,17 @@ def parse_classes(spec: str | Sequence[str]) -> list[str]:
         InputError: see ``validate_class_names``; a missing or unreadable class file.
     """
     if not isinstance(spec, str):
-        return validate_class_names(spec, source="class list")
+        return validate_class_names(spec, source="class list", parameter="classes")
     text = spec.strip()
     if text.startswith("@"):
         return _read_class_file(Path(text[1:]).expanduser())
     if not text:
-        raise InputError("--classes is empty: give names like --classes \"cat,sofa\" or a file as --classes @names.txt")
+        raise InputError(
+            'the class list is empty: give names like `classes="cat,sofa"` or a file as `classes=@names.txt`',
+            parameter="classes",
+        )
     parts = [part.strip() for part in text.split(",")]
-    return validate_class_names(parts, source=f"--classes {spec!r}")
+    return validate_class_names(parts, source=f"`classes={spec!r}`", parameter="classes")
 
 
 def resolve_classes(classes: str | Sequence[str] | None = None, vocab: str | None = None) -> list[str]:
@@ -170,8 +175,10 @@ def resolve_classes(classes: str | Sequence[str] | None = None, vocab: str | Non
     """
     if (classes is None) == (vocab is None):
         raise InputError(
-            "give the classes either as --classes \"cat,sofa\" (or @file.txt / @file.json) or as --vocab NAME "
-            f"(one of {', '.join(shipped_vocabularies())}), not both and not neither"
+            'give the classes either as `classes="cat,sofa"` (or @file.txt / @file.json) or as `vocab=NAME` '
+            f"(one of {', '.join(shipped_vocabularies())}), not both and not neither",
+            parameter="classes",
+            mentions=("vocab",),
         )
     if vocab is not None:
         return load_vocabulary(vocab)

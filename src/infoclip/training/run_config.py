@@ -222,7 +222,7 @@ def validate_run_config(config: Mapping[str, Any]) -> None:
     if not isinstance(config.get("model"), Mapping) or not config["model"]:
         raise ConfigError("the run config has no `model` section; start from a preset such as catseg-vit-b16")
     if not isinstance(config.get("adapter"), str):
-        raise ConfigError("the run config names no adapter; pass --adapter or set `adapter:` in the YAML")
+        raise ConfigError("the run config names no adapter; set `adapter:` in the YAML or name it", parameter="adapter")
 
 
 def resolve_run_config(
@@ -234,7 +234,7 @@ def resolve_run_config(
 
     Args:
         config: path of a YAML file, or the name of a shipped preset (``catseg-vit-b16``).
-        adapter: the adapter name from ``--adapter``; must agree with the config's ``adapter`` key if both exist.
+        adapter: the adapter name (``infoclip train --adapter``); must agree with the config's ``adapter`` key if both exist.
         overrides: ``a.b=value`` strings, applied strictly (an unknown key is an error).
 
     Returns:
@@ -251,7 +251,7 @@ def resolve_run_config(
     check_structure(user, origin)
     named = user.get("adapter")
     if adapter is not None and named is not None and adapter != named:
-        raise ConfigError(f"--adapter {adapter} does not match adapter: {named} in {origin}")
+        raise ConfigError(f"adapter {adapter} does not match adapter: {named} in {origin}", parameter="adapter")
     merged = deep_merge(training_defaults(), user)
     merged["adapter"] = adapter or named
     ordered = {key: merged[key] for key in TOP_LEVEL_KEYS if key in merged}
@@ -298,28 +298,43 @@ def prepare_run_config(
     run_dir = Path(run_dir)
     saved_path = run_dir / CONFIG_FILE
     if resume and overwrite:
-        raise ConfigError("--resume continues a run and --overwrite starts it again from scratch; pass one of them")
+        raise ConfigError(
+            "`resume` continues a run and `overwrite` starts it again from scratch; pass one of them",
+            parameter="resume",
+            mentions=("overwrite",),
+        )
     if not resume:
         if holds_run(run_dir) and not overwrite:
             raise ConfigError(
-                f"{run_dir} already holds a training run; pass --resume to continue it, --overwrite to start it "
-                "again from scratch, or choose another --output-dir"
+                f"{run_dir} already holds a training run; pass `resume=True` to continue it, `overwrite=True` to "
+                "start it again from scratch, or choose another `run_dir`",
+                parameter="run_dir",
+                mentions=("resume", "overwrite"),
             )
         if config is None:
-            raise ConfigError("--config is required for a new run (a YAML file or a preset such as catseg-vit-b16)")
+            raise ConfigError(
+                "a new run needs a config (a YAML file or a preset such as catseg-vit-b16)", parameter="config"
+            )
         return resolve_run_config(config, adapter, overrides), []
     if ckpt.last_checkpoint(run_dir) is None:
         if holds_run(run_dir):
             raise CheckpointError(
                 f"nothing to resume: {run_dir} holds a run that stopped before its first checkpoint; "
-                "start it again with --overwrite"
+                "start it again with `overwrite=True`",
+                parameter="resume",
+                mentions=("overwrite",),
             )
-        raise CheckpointError(f"nothing to resume: {run_dir} holds no training checkpoint; start the run without --resume")
+        raise CheckpointError(
+            f"nothing to resume: {run_dir} holds no training checkpoint; start the run without `resume`",
+            parameter="resume",
+        )
     if not saved_path.is_file():
         raise CheckpointError(f"{run_dir} has a checkpoint but no {CONFIG_FILE}; restore it or start a new run")
     saved = load_config(saved_path)
     if adapter is not None and saved.get("adapter") != adapter:
-        raise ConfigError(f"--adapter {adapter} does not match the resumed run's adapter {saved.get('adapter')}")
+        raise ConfigError(
+            f"adapter {adapter} does not match the resumed run's adapter {saved.get('adapter')}", parameter="adapter"
+        )
     updated = apply_overrides(saved, overrides, strict=True)
     validate_run_config(updated)
     if config is not None:
@@ -327,8 +342,10 @@ def prepare_run_config(
         differ = changed_keys(updated, fresh)
         if differ:
             raise ConfigError(
-                f"--config differs from {saved_path} in {', '.join(differ[:5])}; resume without --config "
-                "to use the saved config, or change keys with --set"
+                f"the config differs from {saved_path} in {', '.join(differ[:5])}; resume without `config` "
+                "to use the saved config, or change keys with `overrides`",
+                parameter="config",
+                mentions=("overrides",),
             )
     return updated, changed_keys(saved, updated)
 

@@ -401,18 +401,15 @@ class CATSeg(OpenCLIPModel):
         then bilinear resize to the original size. Classes beyond ``pad_len`` go through the per-view
         top-``pad_len`` preselection (the others get probability sigmoid(-100)). Runs in eval mode (restored).
 
-        Args:
+        Args (trusted, as ``OVSSModel.predict`` documents: the entry points checked them):
             image: (3, H, W) float (or uint8) RGB in [0, 255].
-            class_names: T class names.
+            class_names: T >= 1 class names.
             protocol: ``"sliding"`` or ``"whole"``.
 
         Returns:
             (T, H, W) float32 probabilities in [0, 1].
         """
-        check_images(image, "image", 3)
-        names = check_class_names(class_names)
-        if protocol not in PROTOCOLS:
-            raise InputError(f"protocol must be one of {', '.join(PROTOCOLS)}, got {protocol!r}")
+        names = list(class_names)  # checked by the entry points (OVSSModel.predict's contract)
         height, width = image.shape[-2:]
         was_training = self.training
         self.eval()

@@ -28,7 +28,7 @@ from torch import nn
 
 from infoclip.adapters.inputs import check_images, resize_shortest_edge
 from infoclip.adapters.contract import CLIP_PART, DenseEmbeddings, EvalProtocol, OVSSModel, TrainOutput
-from infoclip.adapters.contract import check_class_list, check_prediction_inputs
+from infoclip.adapters.contract import check_class_list
 from infoclip.adapters.fcclip.backbone import ConvNeXtCLIP
 from infoclip.adapters.fcclip.config import resolve_model_config
 from infoclip.adapters.fcclip.decoder import HeadOutput, MaskedAttentionDecoder, mask_pool, synonym_max_logits
@@ -425,16 +425,16 @@ class FCCLIP(OVSSModel):
         in one pass (zero-padded to 32), ensemble, semantic inference in the configured upsampling order, at the
         original size. FC-CLIP has one protocol, ``"whole"`` (``FCCLIP_PROTOCOLS``).
 
-        Args:
+        Args (trusted, as ``OVSSModel.predict`` documents: the entry points checked them):
             image: (3, H, W) float (or uint8) RGB in [0, 255].
-            class_names: T class names (synonyms comma-separated, as in FC-CLIP's vocabularies).
+            class_names: T >= 1 class names (synonyms comma-separated, as in FC-CLIP's vocabularies).
+            protocol: ``"whole"``.
 
         Returns:
             (T, H, W) float32 scores ``sum_q p_qc sigmoid(mask_q)``, in [0, Q] (the official ``sem_seg``; argmax
             gives the labels; not a probability: it sums over queries).
         """
-        names = check_prediction_inputs(image, class_names)
-        self.check_protocol(protocol)
+        names = list(class_names)  # checked by the entry points (OVSSModel.predict's contract)
         height, width = image.shape[-2:]
         was_training = self.training
         self.eval()
