@@ -107,7 +107,9 @@ def test_the_schema_states_a_rule_for_every_default_key_once():
     [
         ("data.val_limit=0", "data.val_limit must be a positive integer or null"),
         ("solver.grad_clip=-1", "solver.grad_clip must be a finite number >= 0 or null"),
-        ("solver.schedule=step", "solver.schedule must be one of cosine, poly, constant"),
+        ("solver.schedule=step", "solver.schedule must be one of cosine, poly, constant, multistep"),
+        ("solver.steps=[30,20]", "solver.steps must be a list of ascending positive integers"),
+        ("solver.gamma=0", "solver.gamma must be a number in (0, 1]"),
         ("data.flip=1", "data.flip must be true or false"),
         ("data.min_size=[]", "data.min_size must be a positive integer or a non-empty list"),
     ],
@@ -174,6 +176,51 @@ def test_cosine_schedule_matches_detectron2_formula():
     assert seen == pytest.approx(expected, abs=1e-12)
     warm = LRFactor("constant", 100, warmup_iterations=10, warmup_factor=0.1)
     assert warm(0) == pytest.approx(0.1) and warm(5) == pytest.approx(0.55) and warm(10) == 1.0
+
+
+def _multistep(iterations=12):
+    net = nn.Linear(2, 2)
+    solver = dict(training_defaults()["solver"], iterations=iterations, schedule="multistep", steps=[4, 9], gamma=0.1,
+                  warmup_iterations=2, warmup_factor=0.5)  # fmt: skip
+    optimizer = build_optimizer([{"params": list(net.parameters()), "lr": 1e-4, "name": "x"}], solver)
+    return net, optimizer, build_scheduler(optimizer, solver)
+
+
+def _run(net, optimizer, scheduler, steps):
+    seen = []
+    for _ in range(steps):
+        seen.append(optimizer.param_groups[0]["lr"])
+        optimizer.zero_grad()
+        net(torch.ones(1, 2)).sum().backward()
+        optimizer.step()
+        scheduler.step()
+    return seen
+
+
+def test_multistep_schedule_drops_at_each_step_and_resumes():
+    """detectron2's WarmupMultiStepLR: x gamma from the first iteration of each step, linear warm-up first."""
+    seen = _run(*_multistep(), 12)
+    expected = [1e-4 * 0.5, 1e-4 * 0.75] + [1e-4] * 2 + [1e-5] * 5 + [1e-6] * 3
+    assert seen == pytest.approx(expected, rel=1e-12)
+    factor = LRFactor("multistep", 368750, 10, 1.0, steps=(327778, 355092), gamma=0.1)
+    assert [factor(i) for i in (0, 5, 327777, 327778, 355091, 355092, 368749)] == pytest.approx(
+        [1, 1, 1, 0.1, 0.1, 0.01, 0.01])
+    # across a resume: the state saved after 6 iterations, restored into a freshly built optimizer and schedule
+    from infoclip.training.checkpoint import restore_optimizer_state
+
+    net, optimizer, scheduler = _multistep()
+    _run(net, optimizer, scheduler, 6)
+    saved = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}
+    fresh_net, fresh_optimizer, fresh_scheduler = _multistep()
+    fresh_net.load_state_dict(net.state_dict())
+    restore_optimizer_state(fresh_optimizer, fresh_scheduler, saved, "test")
+    assert _run(fresh_net, fresh_optimizer, fresh_scheduler, 6) == pytest.approx(expected[6:], rel=1e-12)
+    assert torch.equal(fresh_net.weight, _trained_straight(net, optimizer, scheduler))
+
+
+def _trained_straight(net, optimizer, scheduler):
+    _run(net, optimizer, scheduler, 6)
+    return net.weight
 
 
 def test_full_model_clipping_uses_the_joint_norm():

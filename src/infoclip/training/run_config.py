@@ -113,7 +113,12 @@ SCHEMA: dict[str, Rule] = {
     "solver.eps": _NON_NEGATIVE,
     "solver.iterations": _POSITIVE_INT,
     "solver.batch_size": _POSITIVE_INT,
-    "solver.schedule": _one_of("cosine", "poly", "constant"),
+    "solver.schedule": _one_of("cosine", "poly", "constant", "multistep"),
+    "solver.steps": Rule(
+        "a list of ascending positive integers (iterations)",
+        lambda v: isinstance(v, (list, tuple)) and all(_is_int(x) and x >= 1 for x in v) and list(v) == sorted(set(v)),
+    ),
+    "solver.gamma": Rule("a number in (0, 1]", lambda v: _is_number(v) and 0 < v <= 1),
     "solver.warmup_iterations": _NON_NEGATIVE_INT,
     "solver.warmup_factor": _NON_NEGATIVE,
     "solver.lr_end": _NON_NEGATIVE,
