@@ -314,3 +314,36 @@ def test_stream_is_a_permutation_per_epoch_and_resumes_by_iteration():
     full = _positions(layout, 5)
     resumed = iter(PositionBatches(layout, EpochOrder(10, seed=3), start_iteration=2))
     assert [next(resumed) for _ in range(3)] == full[2:]
+
+
+def test_large_scale_jitter_keeps_image_and_label_planes_aligned():
+    """LSJ output is crop_size squared; every label plane (classes, segment slots) moves with the image."""
+    from infoclip.training.augment import fixed_size_crop, resize_scale
+
+    height, width = 30, 50
+    ys, xs = np.mgrid[:height, :width]
+    codes = ys * width + xs  # a unique code per source pixel, carried as image colour and as both label planes
+    image = np.stack([codes % 256, codes // 256, np.zeros_like(codes)], -1).astype(np.uint8)
+    label = np.stack([codes % 7, codes], -1).astype(np.int64)
+    image_n, label_n = resize_scale(image, label, 64, 1.5)  # fits 96x96: 30x50 -> round(57.6)x96
+    assert image_n.shape == (58, 96, 3) and label_n.shape == (58, 96, 2)
+    aug = TrainAugmentation(crop_size=64, size_divisibility=32, augmentation="lsj", scale_range=(0.1, 2.0), color_jitter=False)
+    seen_pad = seen_flip = False
+    for seed in range(12):
+        out_image, out_label = aug(image, label, np.random.default_rng(seed))
+        assert out_image.shape == (64, 64, 3) and out_label.shape == (64, 64, 2)
+        valid = out_label[..., 1] >= 0
+        seen_pad |= bool((~valid).any())
+        assert (out_image[~valid] == 128).all() and (out_label[..., 0][~valid] == IGNORE_INDEX).all()
+        src = out_label[..., 1][valid]
+        assert (out_label[..., 0][valid] == src % 7).all(), "the planes stay together"
+        if seed % 3 == 0:  # nearest-neighbour label pixels sit where bilinear image pixels of the same source are
+            cols = src % width
+            seen_flip |= bool(np.mean(np.diff(out_label[..., 1][0][valid[0]] % width) < 0) > 0.5)
+            assert cols.min() >= 0
+    assert seen_pad and seen_flip
+    crop_image, crop_label = fixed_size_crop(image, label, 20, np.random.default_rng(0))
+    assert crop_image.shape == (20, 20, 3)
+    top, left = divmod(int(crop_label[0, 0, 1]), width)
+    assert np.array_equal(crop_label[..., 1], codes[top : top + 20, left : left + 20]), "image and label cropped at one place"
+    assert np.array_equal(crop_image[..., 0], image[top : top + 20, left : left + 20, 0])

@@ -89,6 +89,11 @@ SCHEMA: dict[str, Rule] = {
     "data.val_split": _NAME,
     "data.val_protocol": _one_of("sliding", "whole"),
     "data.val_limit": _optional(_POSITIVE_INT),
+    "data.augmentation": _one_of("standard", "lsj"),
+    "data.scale_range": Rule(
+        "two numbers 0 < low <= high",
+        lambda v: isinstance(v, (list, tuple)) and len(v) == 2 and all(_is_number(x) and x > 0 for x in v) and v[0] <= v[1],
+    ),
     "data.min_size": Rule(
         "a positive integer or a non-empty list of them (one drawn per image)",
         lambda v: bool(_sizes(v)) and all(_is_int(x) and x > 0 for x in _sizes(v)),
