@@ -47,6 +47,14 @@ def test_instance_labels_give_one_target_per_non_crowd_segment(coco_root):
     assert (labels.semantic()[:, 40:] == -1).all(), "the padding is unlabelled"
 
 
+def test_fcclip_vocabularies_reach_vocab_through_the_plugin():
+    from infoclip.adapters.fcclip import fcclip_vocabulary
+    from infoclip.segmentation.classes import load_vocabulary, shipped_vocabularies
+
+    assert {"fcclip-ade150", "fcclip-coco133", "fcclip-voc21", "ade150"} <= set(shipped_vocabularies())
+    assert load_vocabulary("fcclip-ade150") == fcclip_vocabulary("ade150") != load_vocabulary("ade150")
+
+
 def test_the_preset_is_the_official_recipe():
     config = resolve_run_config("fcclip-convnext-l", "fcclip")
     data, solver = config["data"], config["solver"]
@@ -77,7 +85,8 @@ def test_fcclip_trains_on_coco_panoptic_from_the_cli_and_resumes_bit_exact(cli, 
     assert done.exit_code == 0, done.stderr
     saved = yaml.safe_load((reference / "config.yaml").read_text())
     assert saved["data"]["train"] == "coco-panoptic" and saved["data"]["augmentation"] == "lsj"
-    assert saved["solver"]["schedule"] == "multistep"
+    assert saved["solver"]["schedule"] == "multistep" and saved["data"]["train_classes"] == "fcclip-coco133"
+    assert read_checkpoint(reference)["classes"][0].startswith("person,child,girl"), "FC-CLIP's own names train"
     rows = {int(r["iteration"]): r for r in read_csv(reference / "log.csv")}
     assert all(math.isfinite(float(r["loss_task"])) and float(r["loss_task"]) > 0 for r in rows.values())
     lrs = [float(rows[i]["lr_decoder"]) for i in (1, 2, 3, 4)]

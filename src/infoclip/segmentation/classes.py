@@ -20,6 +20,7 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
@@ -31,10 +32,28 @@ _VOCAB_PACKAGE = "infoclip"
 _VOCAB_FOLDER = "data/vocab"
 
 
+@dataclass(frozen=True)
+class Vocabulary:
+    """A class vocabulary a plugin contributes (``infoclip_register_vocabularies``): its name and class strings."""
+
+    name: str
+    classes: tuple[str, ...]
+    summary: str = ""
+
+
+def contributed_vocabularies() -> dict[str, Vocabulary]:
+    """Vocabularies contributed by plugins, by name."""
+    from infoclip.plugins import collect_named
+
+    return collect_named("infoclip_register_vocabularies", Vocabulary, InputError, "vocabulary")
+
+
 def shipped_vocabularies() -> list[str]:
-    """Names of the class vocabularies shipped with infoclip (``ade150``, ``ade847``, ...), sorted."""
+    """Names of the class vocabularies shipped with infoclip (``ade150``, ``ade847``, ...) and contributed by
+    plugins (adapters' own lists), sorted."""
     folder = resources.files(_VOCAB_PACKAGE).joinpath(_VOCAB_FOLDER)
-    return sorted(entry.name[: -len(".json")] for entry in folder.iterdir() if entry.name.endswith(".json"))
+    files = [entry.name[: -len(".json")] for entry in folder.iterdir() if entry.name.endswith(".json")]
+    return sorted({*files, *contributed_vocabularies()})
 
 
 def load_vocabulary(name: str) -> list[str]:
@@ -46,6 +65,9 @@ def load_vocabulary(name: str) -> list[str]:
     known = shipped_vocabularies()
     if name not in known:
         raise InputError(f"unknown vocabulary {name!r}; shipped vocabularies: {', '.join(known)}")
+    contributed = contributed_vocabularies().get(name)
+    if contributed is not None:
+        return validate_class_names(list(contributed.classes), source=f"vocabulary {name}")
     text = resources.files(_VOCAB_PACKAGE).joinpath(_VOCAB_FOLDER, f"{name}.json").read_text(encoding="utf-8")
     return validate_class_names(json.loads(text), source=f"vocabulary {name}")
 

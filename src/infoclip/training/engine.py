@@ -254,6 +254,16 @@ class Trainer:
         data = self.config["data"]
         self.train_set = get_dataset(data["train"], split=data["train_split"])
         self.class_names = list(self.train_set.class_names)
+        if data["train_classes"] is not None:
+            from infoclip.data.vocab import resolve_classes
+
+            names = resolve_classes(data["train_classes"])
+            if len(names) != len(self.class_names):
+                raise ConfigError(
+                    f"data.train_classes {data['train_classes']} has {len(names)} classes, the training set "
+                    f"{data['train']} {len(self.class_names)}; give one name per dataset class, in label order"
+                )
+            self.class_names = names
         if len(self.train_set) == 0:
             raise DatasetError(f"the training split {data['train_split']!r} of {data['train']} has no image")
         self.val_set = None

@@ -85,6 +85,7 @@ SCHEMA: dict[str, Rule] = {
     "infoclip.lpam_lr": _NON_NEGATIVE,
     "data.train": _NAME,
     "data.train_split": _NAME,
+    "data.train_classes": Rule("null, a vocabulary name or a class file", lambda v: v is None or (isinstance(v, str) and bool(v))),
     "data.val": Rule("a dataset name or folder, or null", lambda v: v is None or isinstance(v, str)),
     "data.val_split": _NAME,
     "data.val_protocol": _one_of("sliding", "whole"),
