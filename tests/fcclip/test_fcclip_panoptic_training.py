@@ -71,7 +71,7 @@ def _sets(values):
 
 TINY = {
     "data.crop_size": 64, "data.size_divisibility": 32, "data.num_workers": 0, "solver.batch_size": 2,
-    "solver.steps": "[3]", "solver.warmup_iterations": 0, "train.amp": "none", "train.eval_period": 0,
+    "solver.steps": "[3]", "data.train_classes": "fcclip-coco133", "train.amp": "none", "train.eval_period": 0,
     "train.log_period": 1, "train.checkpoint_period": 2, "train.tensorboard": False, "model.criterion.num_points": 256,
     "infoclip.enabled": False, "train.log_term_gradients": False,
 }

@@ -53,7 +53,11 @@ def shipped_vocabularies() -> list[str]:
     plugins (adapters' own lists), sorted."""
     folder = resources.files(_VOCAB_PACKAGE).joinpath(_VOCAB_FOLDER)
     files = [entry.name[: -len(".json")] for entry in folder.iterdir() if entry.name.endswith(".json")]
-    return sorted({*files, *contributed_vocabularies()})
+    contributed = contributed_vocabularies()
+    clash = sorted(set(files) & set(contributed))
+    if clash:
+        raise InputError(f"a plugin contributes vocabulary {clash[0]!r}, the name of a shipped one; rename it")
+    return sorted({*files, *contributed})
 
 
 def load_vocabulary(name: str) -> list[str]:
