@@ -48,3 +48,13 @@ def infoclip_register_weights() -> list:  # list[infoclip.named_weights.NamedWei
 
     :return: a list of ``infoclip.named_weights.NamedWeights`` (may be empty).
     """
+
+
+@hookspec
+def infoclip_register_vocabularies() -> list:  # list[infoclip.segmentation.classes.Vocabulary]
+    """Contribute named class vocabularies (an adapter's own class lists, with synonyms) to ``--vocab``,
+    ``infoclip eval --seen`` and the run config's ``data.train_classes``, beside the shipped ones.
+
+    :return: a list of ``infoclip.segmentation.classes.Vocabulary`` (may be empty); names must not collide
+        with a shipped vocabulary.
+    """

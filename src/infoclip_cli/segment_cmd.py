@@ -205,7 +205,7 @@ def segment(
     ],
     classes: Classes = None,
     vocab: Annotated[
-        str | None, typer.Option(help="A shipped vocabulary instead of --classes: ade150, ade847, coco, pc59, pc459, voc20, voc20b.")
+        str | None, typer.Option(help="A shipped vocabulary instead of --classes: ade150, ade847, coco, pc59, pc459, voc20, voc20b, or one an adapter contributes.")
     ] = None,
     weights: WeightsOption = None,
     clip: ClipOption = None,

@@ -39,7 +39,7 @@ EXPECTED = {
 
 def test_registered_names_and_conventions():
     specs = registered_datasets()
-    assert list(specs) == ["coco171", "ade150", "ade847", "pc59", "pc459", "voc20", "voc20b"]
+    assert list(specs) == ["coco171", "ade150", "ade847", "pc59", "pc459", "voc20", "voc20b", "coco-panoptic"]
     for name, (vocab, label_classes, suffix, ignore, _) in EXPECTED.items():
         spec = specs[name]
         assert (len(spec.class_names), spec.num_label_classes, spec.label_suffix, spec.ignore_value) == (

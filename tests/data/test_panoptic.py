@@ -116,3 +116,65 @@ def test_read_segment_ids_ignores_alpha(tmp_path):
     rgba[..., 0], rgba[..., 3] = 7, 128
     Image.fromarray(rgba, "RGBA").save(tmp_path / "a.png")
     assert read_segment_ids(tmp_path / "a.png").tolist() == [[7, 7], [7, 7]]
+
+
+# ---------------------------------------------------------------- the registered dataset and its check
+
+
+@pytest.fixture
+def panoptic_datasets(tmp_path, monkeypatch):
+    """A private synthetic COCO panoptic tree as the datasets root (tests break it)."""
+    write_coco_panoptic(tmp_path, num_images=3, seed=4)
+    monkeypatch.setenv("INFOCLIP_DATASETS", str(tmp_path))
+    monkeypatch.delenv("DETECTRON2_DATASETS", raising=False)
+    return tmp_path
+
+
+def test_coco_panoptic_is_a_registered_dataset_with_a_semantic_view(panoptic_datasets):
+    from infoclip.data import get_dataset, get_spec
+
+    assert get_spec("coco_panoptic").name == "coco-panoptic" and get_spec("coco133").name == "coco-panoptic"
+    ds = get_dataset("coco-panoptic", "train")
+    assert isinstance(ds, PanopticDataset) and ds.eval_class_names == ds.class_names and len(ds.class_names) == 133
+    sample = ds[1]
+    crowd = [i for i, s in enumerate(sample.segments) if s.iscrowd]
+    assert crowd, "the synthetic images hold a crowd segment"
+    slots = sample.slot_map()
+    for index, segment in enumerate(sample.segments):
+        assert np.array_equal(slots == index, sample.segment_ids == segment.id)
+        assert (sample.label[slots == index] == segment.category).all(), "crowd segments keep their class"
+    assert (sample.label[sample.segment_ids == 0] == -1).all() and (slots[sample.segment_ids == 0] == -1).all()
+    assert np.array_equal(ds.read_label(1), sample.label)
+
+
+def test_data_check_reports_missing_pngs_entries_and_unlisted_ids(panoptic_datasets):
+    from typer.testing import CliRunner
+
+    from infoclip.data import get_dataset, get_spec
+    from infoclip.data.check import check_dataset
+    from infoclip_cli.main import app
+
+    runner = CliRunner()
+    assert check_dataset(get_spec("coco-panoptic"), "train").status == "ok"
+    ok = runner.invoke(app, ["data", "check", "coco-panoptic", "--split", "train"])
+    assert ok.exit_code == 0, ok.output
+    pngs = panoptic_datasets / "coco/panoptic_train2017"
+    first, second = sorted(pngs.iterdir())[:2]
+    first.unlink()  # the JSON entry has no PNG
+    ids = read_segment_ids(second)
+    ids[0, 0] = 77  # an id the entry does not list
+    Image.fromarray(id_to_rgb(ids)).save(second)
+    Image.fromarray(id_to_rgb(np.zeros((40, 56), np.int64))).save(pngs / "stray.png")  # a PNG no entry names
+    report = check_dataset(get_spec("coco-panoptic"), "train")
+    assert report.status == "broken"
+    assert report.entries_without_labels == [first.name] and report.labels_without_entries == [pngs / "stray.png"]
+    assert report.bad_values == [(second, [77])]
+    with pytest.raises(DatasetError, match=r"1 entries of panoptic_train2017.json have no panoptic PNG .*infoclip data check coco-panoptic --split train"):
+        get_dataset("coco-panoptic", "train")
+    result = runner.invoke(app, ["data", "check", "coco-panoptic", "--split", "train"])
+    assert result.exit_code == 1
+    assert f"coco-panoptic: annotation entry without PNG: {first}" in result.output
+    assert "PNG without annotation entry" in result.output and "values 77" in result.output
+    (panoptic_datasets / "coco/annotations/panoptic_val2017.json").unlink()
+    missing = runner.invoke(app, ["data", "check", "coco-panoptic"])
+    assert missing.exit_code == 1 and "annotation file not found" in missing.output

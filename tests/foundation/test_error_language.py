@@ -28,6 +28,7 @@ NOT_FLAG_HINTS = {
     ("training/distributed.py", "--nproc_per_node"),
     # inside the full command that regenerates a shipped asset (a maintainer's fix, not an argument of the call)
     ("miniature/tiny_clip.py", "--output"),
+    ("miniature/tiny_clip.py", "--architecture"),
 }
 
 ERROR_NAMES = {name for name, value in vars(errors).items() if isinstance(value, type) and issubclass(value, Exception)}

@@ -63,6 +63,31 @@ def test_hook_infoclip_register_datasets(tmp_path):
     assert sample.label[0].tolist() == [0, 1, -1, 1, 0, 0, 0, 0], "on-disk 255 becomes IGNORE_INDEX"
 
 
+def test_hook_infoclip_register_vocabularies():
+    from infoclip.errors import InputError
+    from infoclip.segmentation.classes import Vocabulary, load_vocabulary, shipped_vocabularies
+
+    class Plugin:
+        @staticmethod
+        @hookspecs.hookimpl
+        def infoclip_register_vocabularies():
+            return [Vocabulary("kitchen", ("cup,mug", "plate"))]
+
+    get_plugin_manager().register(Plugin(), name="extra-vocab")
+    assert {"kitchen", "ade150", "fcclip-ade150"} <= set(shipped_vocabularies()), "the FC-CLIP adapter contributes its lists"
+    assert load_vocabulary("kitchen") == ["cup,mug", "plate"]
+
+    class Clash:
+        @staticmethod
+        @hookspecs.hookimpl
+        def infoclip_register_vocabularies():
+            return [Vocabulary("ade150", ("x",))]
+
+    get_plugin_manager().register(Clash(), name="clash-vocab")
+    with pytest.raises(InputError, match="name of a shipped one"):
+        load_vocabulary("kitchen")
+
+
 def test_hook_infoclip_register_weights(hub, caches, tiny_weights):
     """A name added by a plugin resolves like a built-in one: downloaded from the Hub, listed, refused twice."""
     from infoclip.named_weights import NamedWeights, registered_weights

@@ -134,7 +134,9 @@ def test_defaults_yaml_comments_leave_the_choices_to_the_schema():
     [
         ("data.val_limit=0", "data.val_limit must be a positive integer or null"),
         ("solver.grad_clip=-1", "solver.grad_clip must be a finite number >= 0 or null"),
-        ("solver.schedule=step", "solver.schedule must be one of cosine, poly, constant"),
+        ("solver.schedule=step", "solver.schedule must be one of cosine, poly, constant, multistep"),
+        ("solver.steps=[30,20]", "solver.steps must be a list of ascending positive integers"),
+        ("solver.gamma=0", "solver.gamma must be a number in (0, 1]"),
         ("data.flip=1", "data.flip must be true or false"),
         ("data.min_size=[]", "data.min_size must be a positive integer or a non-empty list"),
     ],
@@ -201,6 +203,51 @@ def test_cosine_schedule_matches_detectron2_formula():
     assert seen == pytest.approx(expected, abs=1e-12)
     warm = LRFactor("constant", 100, warmup_iterations=10, warmup_factor=0.1)
     assert warm(0) == pytest.approx(0.1) and warm(5) == pytest.approx(0.55) and warm(10) == 1.0
+
+
+def _multistep(iterations=12):
+    net = nn.Linear(2, 2)
+    solver = dict(training_defaults()["solver"], iterations=iterations, schedule="multistep", steps=[4, 9], gamma=0.1,
+                  warmup_iterations=2, warmup_factor=0.5)  # fmt: skip
+    optimizer = build_optimizer([{"params": list(net.parameters()), "lr": 1e-4, "name": "x"}], solver)
+    return net, optimizer, build_scheduler(optimizer, solver)
+
+
+def _run(net, optimizer, scheduler, steps):
+    seen = []
+    for _ in range(steps):
+        seen.append(optimizer.param_groups[0]["lr"])
+        optimizer.zero_grad()
+        net(torch.ones(1, 2)).sum().backward()
+        optimizer.step()
+        scheduler.step()
+    return seen
+
+
+def test_multistep_schedule_drops_at_each_step_and_resumes():
+    """detectron2's WarmupMultiStepLR: x gamma from the first iteration of each step, linear warm-up first."""
+    seen = _run(*_multistep(), 12)
+    expected = [1e-4 * 0.5, 1e-4 * 0.75] + [1e-4] * 2 + [1e-5] * 5 + [1e-6] * 3
+    assert seen == pytest.approx(expected, rel=1e-12)
+    factor = LRFactor("multistep", 368750, 10, 1.0, steps=(327778, 355092), gamma=0.1)
+    assert [factor(i) for i in (0, 5, 327777, 327778, 355091, 355092, 368749)] == pytest.approx(
+        [1, 1, 1, 0.1, 0.1, 0.01, 0.01])
+    # across a resume: the state saved after 6 iterations, restored into a freshly built optimizer and schedule
+    from infoclip.training.checkpoint import restore_optimizer_state
+
+    net, optimizer, scheduler = _multistep()
+    _run(net, optimizer, scheduler, 6)
+    saved = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}
+    fresh_net, fresh_optimizer, fresh_scheduler = _multistep()
+    fresh_net.load_state_dict(net.state_dict())
+    restore_optimizer_state(fresh_optimizer, fresh_scheduler, saved, "test")
+    assert _run(fresh_net, fresh_optimizer, fresh_scheduler, 6) == pytest.approx(expected[6:], rel=1e-12)
+    assert torch.equal(fresh_net.weight, _trained_straight(net, optimizer, scheduler))
+
+
+def _trained_straight(net, optimizer, scheduler):
+    _run(net, optimizer, scheduler, 6)
+    return net.weight
 
 
 def test_full_model_clipping_uses_the_joint_norm():
@@ -294,3 +341,36 @@ def test_stream_is_a_permutation_per_epoch_and_resumes_by_iteration():
     full = _positions(layout, 5)
     resumed = iter(PositionBatches(layout, EpochOrder(10, seed=3), start_iteration=2))
     assert [next(resumed) for _ in range(3)] == full[2:]
+
+
+def test_large_scale_jitter_keeps_image_and_label_planes_aligned():
+    """LSJ output is crop_size squared; every label plane (classes, segment slots) moves with the image."""
+    from infoclip.training.augment import fixed_size_crop, resize_scale
+
+    height, width = 30, 50
+    ys, xs = np.mgrid[:height, :width]
+    codes = ys * width + xs  # a unique code per source pixel, carried as image colour and as both label planes
+    image = np.stack([codes % 256, codes // 256, np.zeros_like(codes)], -1).astype(np.uint8)
+    label = np.stack([codes % 7, codes], -1).astype(np.int64)
+    image_n, label_n = resize_scale(image, label, 64, 1.5)  # fits 96x96: 30x50 -> round(57.6)x96
+    assert image_n.shape == (58, 96, 3) and label_n.shape == (58, 96, 2)
+    aug = TrainAugmentation(crop_size=64, size_divisibility=32, augmentation="lsj", scale_range=(0.1, 2.0), color_jitter=False)
+    seen_pad = seen_flip = False
+    for seed in range(12):
+        out_image, out_label = aug(image, label, np.random.default_rng(seed))
+        assert out_image.shape == (64, 64, 3) and out_label.shape == (64, 64, 2)
+        valid = out_label[..., 1] >= 0
+        seen_pad |= bool((~valid).any())
+        assert (out_image[~valid] == 128).all() and (out_label[..., 0][~valid] == IGNORE_INDEX).all()
+        src = out_label[..., 1][valid]
+        assert (out_label[..., 0][valid] == src % 7).all(), "the planes stay together"
+        if seed % 3 == 0:  # nearest-neighbour label pixels sit where bilinear image pixels of the same source are
+            cols = src % width
+            seen_flip |= bool(np.mean(np.diff(out_label[..., 1][0][valid[0]] % width) < 0) > 0.5)
+            assert cols.min() >= 0
+    assert seen_pad and seen_flip
+    crop_image, crop_label = fixed_size_crop(image, label, 20, np.random.default_rng(0))
+    assert crop_image.shape == (20, 20, 3)
+    top, left = divmod(int(crop_label[0, 0, 1]), width)
+    assert np.array_equal(crop_label[..., 1], codes[top : top + 20, left : left + 20]), "image and label cropped at one place"
+    assert np.array_equal(crop_image[..., 0], image[top : top + 20, left : left + 20, 0])

@@ -134,6 +134,9 @@ class OVSSModel(nn.Module, abc.ABC):
     protocols: tuple[EvalProtocol, ...] = (EvalProtocol("whole", "the whole image in one forward pass"),)
     #: what ``predict`` returns per pixel and class, in a sentence (stored beside ``--save-probs`` arrays)
     score_description: str = "per-class probabilities in [0, 1]"
+    #: ``task_loss`` also takes ``mask_classification.InstanceLabels`` (one target per panoptic segment); the
+    #: engine gives every other model the semantic view of a panoptic training set
+    instance_targets: bool = False
     #: the part name of parameters that ``lr_parts`` does not name (they train at the base learning rate)
     default_lr_part: str = "decoder"
 

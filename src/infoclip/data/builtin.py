@@ -1,4 +1,5 @@
-"""The built-in dataset plugin: COCO-Stuff-171 and the six OVSS benchmarks in CAT-Seg's on-disk layouts.
+"""The built-in dataset plugin: COCO-Stuff-171 and the six OVSS benchmarks in CAT-Seg's on-disk layouts, and COCO
+panoptic 2017 (``coco-panoptic``, detectron2's layout, ``infoclip.data.panoptic``).
 
 Layouts, label formats and ignore values follow CAT-Seg's ``datasets/prepare_*.py`` and
 ``cat_seg/data/datasets/register_*.py`` (see ``docs``/README "Datasets"), all relative to the datasets
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import functools
 
+from infoclip.data.panoptic import coco_panoptic_spec
 from infoclip.data.spec import DatasetSpec, SplitLayout
 from infoclip.hookspecs import hookimpl
 from infoclip.data.vocab import load_vocabulary
@@ -23,7 +25,7 @@ _PC_PREPARE_DOC = "see the README section 'Datasets' for the conversion from the
 
 @functools.lru_cache(maxsize=1)
 def builtin_specs() -> tuple[DatasetSpec, ...]:
-    """The seven built-in dataset descriptions (vocabularies read once from the shipped JSON files)."""
+    """The eight built-in dataset descriptions (vocabularies read once from the shipped JSON files)."""
     voc_prepare = (
         f"unpack VOCtrainval_11-May-2012.tar and SegmentationClassAug.zip into {_VOC2012}, "
         "then run `infoclip data prepare voc20`"
@@ -128,10 +130,12 @@ def builtin_specs() -> tuple[DatasetSpec, ...]:
             prepare=voc_prepare,
             sources=(f"{_VOC2012}/SegmentationClassAug", f"{_VOC2012}/SegmentationClass"),
         ),
+        coco_panoptic_spec(),
     )
 
 
 @hookimpl
 def infoclip_register_datasets() -> list[DatasetSpec]:
-    """The built-in datasets: ``coco171``, ``ade150``, ``ade847``, ``pc59``, ``pc459``, ``voc20``, ``voc20b``."""
+    """The built-in datasets: ``coco171``, ``ade150``, ``ade847``, ``pc59``, ``pc459``, ``voc20``, ``voc20b``,
+    ``coco-panoptic``."""
     return list(builtin_specs())

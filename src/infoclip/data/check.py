@@ -4,6 +4,9 @@ For one split it lists both folders, pairs them by stem and reads every label (a
 or the whole image with ``decode_images``), collecting every problem instead of stopping at the first:
 images without labels, labels without images, unreadable files, label values outside the vocabulary,
 and labels whose size differs from their image's.
+
+A panoptic dataset (``coco-panoptic``) is checked against its JSON as well: entries without a PNG, PNGs without
+an entry, and PNG segment ids that the image's entry does not list (reported as values outside the vocabulary).
 """
 
 from __future__ import annotations
@@ -13,9 +16,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from infoclip.data.dataset import missing_folder_message, pair_files
 from infoclip.data.readers import UnreadableFileError, image_size, read_image, read_raw_label, to_class_indices
+from infoclip.data.panoptic import PanopticDatasetSpec, read_annotation_entries, read_segment_ids
 from infoclip.data.registry import DatasetSpec
+from infoclip.errors import DatasetError
 
 OK, BROKEN, MISSING = "ok", "broken", "missing"
 ProgressFn = Callable[[int, int], None]
@@ -43,6 +50,9 @@ class CheckReport:
     unreadable: list[tuple[Path, str]] = field(default_factory=list)
     bad_values: list[tuple[Path, list[int]]] = field(default_factory=list)
     size_mismatches: list[tuple[Path, str]] = field(default_factory=list)
+    #: panoptic datasets: JSON entries (PNG file names) without a PNG, and PNGs that no entry names
+    entries_without_labels: list[str] = field(default_factory=list)
+    labels_without_entries: list[Path] = field(default_factory=list)
 
     @property
     def broken(self) -> bool:
@@ -67,6 +77,8 @@ class CheckReport:
         add("unreadable", self.unreadable, lambda item: f"{item[0]} ({item[1]})")
         add("values outside vocabulary", self.bad_values, lambda item: f"{item[0]} ({_values(item[1])})")
         add("size mismatch", self.size_mismatches, lambda item: f"{item[0]} ({item[1]})")
+        add("annotation entry without PNG", self.entries_without_labels, lambda item: f"{self.labels_dir / item}")
+        add("PNG without annotation entry", self.labels_without_entries, str)
         return lines
 
     def to_dict(self) -> dict[str, Any]:
@@ -88,6 +100,8 @@ class CheckReport:
             "unreadable": [{"file": str(p), "reason": r} for p, r in self.unreadable],
             "bad_values": [{"file": str(p), "values": v} for p, v in self.bad_values],
             "size_mismatches": [{"file": str(p), "detail": d} for p, d in self.size_mismatches],
+            "entries_without_labels": list(self.entries_without_labels),
+            "labels_without_entries": [str(p) for p in self.labels_without_entries],
         }
 
 
@@ -115,10 +129,15 @@ def check_dataset(
     report = CheckReport(spec.name, spec.title, split, images_dir, labels_dir)
     report.unlabelled_images_expected = spec.shared_image_folder
     missing = [(kind, d) for kind, d in (("labels", labels_dir), ("images", images_dir)) if not d.is_dir()]
+    panoptic = isinstance(spec, PanopticDatasetSpec)
+    if panoptic and not spec.annotation_file(split).is_file():
+        missing.insert(0, ("annotation", spec.annotation_file(split)))
     if missing:
         kind, folder = missing[0]
         report.status = MISSING
         report.message = missing_folder_message(spec, kind, folder)
+        if kind == "annotation":
+            report.message = report.message.replace("annotation folder not found", "annotation file not found")
         raw = [spec.base_dir() / s for s in spec.sources if (spec.base_dir() / s).exists()]
         if raw:
             report.message += f" (raw data found at {raw[0]}: it needs converting)"
@@ -130,9 +149,23 @@ def check_dataset(
     report.images_without_labels = pairing.images_without_labels
     report.labels_without_images = pairing.labels_without_images
     report.duplicates = pairing.duplicates
+    listed: dict[str, set[int]] | None = None
+    if panoptic:
+        try:
+            entries = read_annotation_entries(spec, spec.annotation_file(split))
+        except DatasetError as exc:
+            report.status, report.message = BROKEN, str(exc)
+            return report
+        listed = {file_name: {s.id for s in segments} for _, _, file_name, segments in entries}
+        on_disk = {path.name: path for _, _, path in pairing.pairs} | {p.name: p for p in pairing.labels_without_images}
+        report.entries_without_labels = sorted(name for name in listed if name not in on_disk)
+        report.labels_without_entries = sorted(path for name, path in on_disk.items() if name not in listed)
     pairs = pairing.pairs if limit is None else pairing.pairs[:limit]
     for done, (_, image_path, label_path) in enumerate(pairs, start=1):
-        _check_pair(spec, image_path, label_path, decode_images, report)
+        if listed is None:
+            _check_pair(spec, image_path, label_path, decode_images, report)
+        else:
+            _check_panoptic_pair(listed.get(label_path.name), image_path, label_path, decode_images, report)
         report.num_checked = done
         if progress is not None:
             progress(done, len(pairs))
@@ -144,6 +177,8 @@ def check_dataset(
         or report.unreadable
         or report.bad_values
         or report.size_mismatches
+        or report.entries_without_labels
+        or report.labels_without_entries
         or (report.images_without_labels and not spec.shared_image_folder)
         or not pairing.pairs
     )
@@ -151,9 +186,12 @@ def check_dataset(
     return report
 
 
-def _check_pair(spec: DatasetSpec, image_path: Path, label_path: Path, decode_images: bool, report: CheckReport) -> None:
+def _read_pair(
+    read: Callable[[Path], Any], image_path: Path, label_path: Path, decode_images: bool, report: CheckReport
+) -> tuple[Any, tuple[int, int] | None]:
+    """The label read by ``read`` and the image's (H, W); ``None`` for what cannot be read (reported)."""
     try:
-        raw = read_raw_label(label_path)
+        raw = read(label_path)
     except UnreadableFileError as exc:
         report.unreadable.append((label_path, exc.reason))
         raw = None
@@ -162,11 +200,33 @@ def _check_pair(spec: DatasetSpec, image_path: Path, label_path: Path, decode_im
     except UnreadableFileError as exc:
         report.unreadable.append((image_path, exc.reason))
         image_hw = None
+    return raw, image_hw
+
+
+def _check_panoptic_pair(
+    listed: set[int] | None, image_path: Path, png_path: Path, decode_images: bool, report: CheckReport
+) -> None:
+    ids, image_hw = _read_pair(read_segment_ids, image_path, png_path, decode_images, report)
+    if ids is None:
+        return
+    if listed is not None:  # a PNG without an entry is reported once, as such
+        unlisted = sorted(int(v) for v in set(np.unique(ids).tolist()) - listed - {0})
+        if unlisted:
+            report.bad_values.append((png_path, unlisted))
+    _check_size(ids, image_hw, png_path, report)
+
+
+def _check_pair(spec: DatasetSpec, image_path: Path, label_path: Path, decode_images: bool, report: CheckReport) -> None:
+    raw, image_hw = _read_pair(read_raw_label, image_path, label_path, decode_images, report)
     if raw is None:
         return
     _, bad = to_class_indices(raw, spec.num_label_classes, spec.ignore_value)
     if bad:
         report.bad_values.append((label_path, bad))
+    _check_size(raw, image_hw, label_path, report)
+
+
+def _check_size(raw: Any, image_hw: tuple[int, int] | None, label_path: Path, report: CheckReport) -> None:
     if image_hw is not None and tuple(raw.shape) != tuple(image_hw):
         report.size_mismatches.append(
             (label_path, f"label {raw.shape[1]}x{raw.shape[0]}, image {image_hw[1]}x{image_hw[0]} (WxH)")

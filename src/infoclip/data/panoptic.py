@@ -18,16 +18,17 @@ from __future__ import annotations
 import functools
 import json
 import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from infoclip.data.spec import IGNORE_INDEX
 from infoclip.data.readers import SizeMismatchError, UnreadableFileError, read_image
-from infoclip.data.spec import datasets_root, root_description
+from infoclip.data.spec import IGNORE_INDEX, DatasetSpec, SplitLayout, root_description
 from infoclip.errors import DatasetError
 
 
@@ -118,6 +119,24 @@ class PanopticSample:
         ``prepare_coco_semantic_annos_from_panoptic_annos.py``)."""
         return semantic_from_segments(self.segment_ids, self.segments)
 
+    @functools.cached_property
+    def label(self) -> np.ndarray:
+        """The semantic view (:meth:`semantic_label`), so a panoptic sample reads like a ``Sample``."""
+        return self.semantic_label()
+
+    @property
+    def label_path(self) -> Path | None:
+        return self.panoptic_path
+
+    def slot_map(self) -> np.ndarray:
+        """(H, W) int64: each pixel's segment as an index into ``segments`` (JSON order), -1 for id 0 and any id
+        the JSON does not list. Nearest-neighbour augmentation of this map moves whole segments, as detectron2
+        resizes and crops the RGB-encoded PNG."""
+        slots = np.full(self.segment_ids.shape, IGNORE_INDEX, dtype=np.int64)
+        for index, segment in enumerate(self.segments):
+            slots[self.segment_ids == segment.id] = index
+        return slots
+
 
 def semantic_from_segments(segment_ids: np.ndarray, segments: list[PanopticSegment]) -> np.ndarray:
     """(H, W) int64 class map from a segment-id map and its segments; -1 for pixels of no listed segment."""
@@ -137,46 +156,106 @@ class PanopticSplit:
 
 
 @dataclass(frozen=True)
-class PanopticDatasetSpec:
-    """A panoptic dataset in the COCO format: splits and category table (contiguous id = table order)."""
+class PanopticDatasetSpec(DatasetSpec):
+    """A panoptic dataset in the COCO format: a ``DatasetSpec`` whose labels are segment PNGs described by a JSON.
 
-    name: str
-    title: str
-    categories: tuple[PanopticCategory, ...]
-    splits: dict[str, PanopticSplit] = field(default_factory=dict)
-    image_suffix: str = ".jpg"
-    prepare: str = ""
-    base: Path | None = None
+    ``splits`` pair the images folder with the panoptic PNG folder (``SplitLayout.labels``); ``annotations``
+    names each split's JSON. ``class_names`` are the categories' names in table order (= contiguous ids), so
+    every semantic consumer (``eval``, the CAT-Seg / SAN training path) reads the semantic view
+    (:meth:`PanopticSample.semantic_label`) like any other dataset.
+    """
 
-    @property
-    def class_names(self) -> tuple[str, ...]:
-        return tuple(c.name for c in self.categories)
-
-    def base_dir(self) -> Path:
-        return self.base if self.base is not None else datasets_root()
+    categories: tuple[PanopticCategory, ...] = ()
+    annotations: Mapping[str, str] = field(default_factory=dict)
 
     def split(self, split: str) -> PanopticSplit:
-        if split not in self.splits:
-            raise DatasetError(f"dataset {self.name!r} has no split {split!r}; its splits: {', '.join(sorted(self.splits))}")
-        return self.splits[split]
+        layout = self.layout(split)
+        return PanopticSplit(layout.images, self.annotations[split], layout.labels)
+
+    def annotation_file(self, split: str) -> Path:
+        return self.base_dir() / self.split(split).annotations
+
+
+def panoptic_spec(
+    name: str, title: str, categories: Sequence[PanopticCategory], splits: Mapping[str, PanopticSplit], **kwargs: Any
+) -> PanopticDatasetSpec:
+    """A ``PanopticDatasetSpec`` from per-split (images, annotations JSON, PNG folder) layouts."""
+    return PanopticDatasetSpec(
+        name=name,
+        title=title,
+        class_names=tuple(c.name for c in categories),
+        splits={s: SplitLayout(layout.images, layout.panoptic) for s, layout in splits.items()},
+        categories=tuple(categories),
+        annotations={s: layout.annotations for s, layout in splits.items()},
+        **kwargs,
+    )
 
 
 def coco_panoptic_spec(base: Path | None = None) -> PanopticDatasetSpec:
     """COCO panoptic 2017 (133 classes) in detectron2's layout, under ``base`` (default: the datasets root)."""
-    return PanopticDatasetSpec(
-        name="coco_panoptic",
-        title="COCO panoptic 2017 (133 classes)",
-        categories=coco_panoptic_categories(),
-        splits={
+    return panoptic_spec(
+        "coco-panoptic",
+        "COCO panoptic 2017 (133 classes)",
+        coco_panoptic_categories(),
+        {
             s: PanopticSplit(f"coco/{s}2017", f"coco/annotations/panoptic_{s}2017.json", f"coco/panoptic_{s}2017")
             for s in ("train", "val")
         },
+        aliases=("coco_panoptic", "coco133", "coco_2017_train_panoptic", "openvocab_coco_2017_train_panoptic_with_sem_seg"),
         prepare=(
             "unpack {train,val}2017.zip into coco/ and panoptic_annotations_trainval2017.zip into coco/annotations, "
             "then unpack annotations/panoptic_{train,val}2017.zip into coco/"
         ),
+        sources=("coco/annotations/panoptic_annotations_trainval2017.zip",),
         base=base,
     )
+
+
+PanopticEntry = tuple[str, int, str, list[PanopticSegment]]
+"""(file stem, image id, PNG file name, segments) of one JSON annotation."""
+
+
+def read_annotation_entries(spec: PanopticDatasetSpec, path: Path) -> list[PanopticEntry]:
+    """The entries of a panoptic JSON, category ids mapped to contiguous ids; ``DatasetError`` (one line) if it is
+    unreadable, names categories outside ``spec``'s table, or has a malformed entry."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DatasetError(f"cannot read {path} ({type(exc).__name__}: {exc}); re-extract the annotation file") from exc
+    if not isinstance(data, dict) or not isinstance(data.get("annotations"), list):
+        raise DatasetError(f"{path} is not a COCO panoptic annotation file (no 'annotations' list)")
+    contiguous = {c.id: i for i, c in enumerate(spec.categories)}
+    things = {c.id: c.isthing for c in spec.categories}
+    for category in data.get("categories") or []:
+        known = contiguous.get(category.get("id"))
+        if known is None or spec.categories[known].name != category.get("name"):
+            raise DatasetError(
+                f"{path}: category {category.get('id')} {category.get('name')!r} is not in the "
+                f"{spec.title} category table; this file belongs to another dataset"
+            )
+    entries = []
+    for index, annotation in enumerate(data["annotations"]):
+        try:
+            file_name = str(annotation["file_name"])
+            image_id = int(annotation["image_id"])
+            infos = annotation["segments_info"]
+            segments = [
+                PanopticSegment(int(s["id"]), contiguous[int(s["category_id"])], bool(s.get("iscrowd", 0)),
+                                things[int(s["category_id"])])
+                for s in infos
+            ]
+        except KeyError as exc:
+            what = "unknown category id" if isinstance(exc.args[0], int) else "missing key"
+            raise DatasetError(
+                f"{path}: annotation {index} ({annotation.get('file_name', '?')}) has a {what} {exc.args[0]!r}; "
+                "re-extract the annotation file"
+            ) from exc
+        except (TypeError, ValueError) as exc:
+            raise DatasetError(f"{path}: annotation {index} is malformed ({exc}); re-extract the annotation file") from exc
+        entries.append((os.path.splitext(file_name)[0], image_id, file_name, segments))
+    if not entries:
+        raise DatasetError(f"{path} lists no annotation")
+    return entries
 
 
 class PanopticDataset:
@@ -201,48 +280,24 @@ class PanopticDataset:
         for kind, folder in (("panoptic PNG", self.panoptic_dir), ("images", self.images_dir)):
             if not folder.is_dir():
                 raise DatasetError(f"{spec.title}: {kind} folder not found: {folder}{where}{hint}")
-        self._entries = self._read_json()
+        self._entries = read_annotation_entries(spec, self.json_path)
+        self._check_files()
 
-    def _read_json(self) -> list[tuple[str, int, str, list[PanopticSegment]]]:
-        path = self.json_path
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise DatasetError(f"cannot read {path} ({type(exc).__name__}: {exc}); re-extract the annotation file") from exc
-        if not isinstance(data, dict) or not isinstance(data.get("annotations"), list):
-            raise DatasetError(f"{path} is not a COCO panoptic annotation file (no 'annotations' list)")
-        contiguous = {c.id: i for i, c in enumerate(self.spec.categories)}
-        things = {c.id: c.isthing for c in self.spec.categories}
-        for category in data.get("categories") or []:
-            known = contiguous.get(category.get("id"))
-            if known is None or self.spec.categories[known].name != category.get("name"):
+    def _check_files(self) -> None:
+        """Fail early, with one line, when JSON entries have no PNG or no image (``data check`` lists them all)."""
+        pngs = {entry.name for entry in os.scandir(self.panoptic_dir)}
+        images = {entry.name for entry in os.scandir(self.images_dir)}
+        check = f"run `infoclip data check {self.spec.name} --split {self.split}` for the full list"
+        for kind, folder, present, name in (
+            ("panoptic PNG", self.panoptic_dir, pngs, lambda e: e[2]),
+            ("image", self.images_dir, images, lambda e: e[0] + self.spec.image_suffixes[0]),
+        ):
+            missing = [name(e) for e in self._entries if name(e) not in present]
+            if missing:
                 raise DatasetError(
-                    f"{path}: category {category.get('id')} {category.get('name')!r} is not in the "
-                    f"{self.spec.title} category table; this file belongs to another dataset"
+                    f"{self.spec.title}: {len(missing)} entries of {self.json_path.name} have no {kind} in {folder} "
+                    f"(first: {missing[0]}); restore the missing files; {check}"
                 )
-        entries = []
-        for index, annotation in enumerate(data["annotations"]):
-            try:
-                file_name = str(annotation["file_name"])
-                image_id = int(annotation["image_id"])
-                infos = annotation["segments_info"]
-                segments = [
-                    PanopticSegment(int(s["id"]), contiguous[int(s["category_id"])], bool(s.get("iscrowd", 0)),
-                                    things[int(s["category_id"])])
-                    for s in infos
-                ]
-            except KeyError as exc:
-                what = "unknown category id" if isinstance(exc.args[0], int) else "missing key"
-                raise DatasetError(
-                    f"{path}: annotation {index} ({annotation.get('file_name', '?')}) has a {what} {exc.args[0]!r}; "
-                    "re-extract the annotation file"
-                ) from exc
-            except (TypeError, ValueError) as exc:
-                raise DatasetError(f"{path}: annotation {index} is malformed ({exc}); re-extract the annotation file") from exc
-            entries.append((os.path.splitext(file_name)[0], image_id, file_name, segments))
-        if not entries:
-            raise DatasetError(f"{path} lists no annotation")
-        return entries
 
     @property
     def name(self) -> str:
@@ -251,6 +306,19 @@ class PanopticDataset:
     @property
     def class_names(self) -> list[str]:
         return list(self.spec.class_names)
+
+    @property
+    def eval_class_names(self) -> list[str]:
+        return list(self.spec.eval_class_names)
+
+    @property
+    def ignore_value(self) -> int:
+        return self.spec.ignore_value
+
+    def read_label(self, index: int) -> np.ndarray:
+        """(H, W) int64 semantic view of sample ``index`` (-1 = unlabelled), without decoding the image."""
+        _, _, png_path = self.files(index)
+        return semantic_from_segments(read_segment_ids(png_path), self.segments(index))
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -261,7 +329,7 @@ class PanopticDataset:
     def files(self, index: int) -> tuple[str, Path, Path]:
         """(stem, image path, panoptic PNG path) of sample ``index``."""
         stem, _, file_name, _ = self._entries[index]
-        return stem, self.images_dir / f"{stem}{self.spec.image_suffix}", self.panoptic_dir / file_name
+        return stem, self.images_dir / f"{stem}{self.spec.image_suffixes[0]}", self.panoptic_dir / file_name
 
     def segments(self, index: int) -> list[PanopticSegment]:
         """The segments of sample ``index`` without decoding any file."""

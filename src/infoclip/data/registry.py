@@ -13,6 +13,7 @@ from pathlib import Path
 
 from infoclip.data.custom import load_custom_spec
 from infoclip.data.dataset import SegmentationDataset
+from infoclip.data.panoptic import PanopticDataset, PanopticDatasetSpec
 from infoclip.data.spec import (
     ANY_SPLIT,
     DEFAULT_ROOT,
@@ -80,16 +81,23 @@ def _is_registered(name: str) -> bool:
     return True
 
 
-def get_dataset(name_or_path: str | os.PathLike[str] | DatasetSpec, split: str = "val") -> SegmentationDataset:
+def get_dataset(
+    name_or_path: str | os.PathLike[str] | DatasetSpec, split: str = "val"
+) -> SegmentationDataset | PanopticDataset:
     """Open a dataset split for reading.
 
     Args:
         name_or_path: a registered name (``ade150``, ``coco171`` ...), a custom dataset folder (holding a
             ``dataset.yaml``) or a ``DatasetSpec``.
-        split: ``"val"`` (all benchmarks) or ``"train"`` (``coco171``, custom datasets).
+        split: ``"val"`` (all benchmarks) or ``"train"`` (``coco171``, ``coco-panoptic``, custom datasets).
+
+    A panoptic dataset (``coco-panoptic``) opens as a ``PanopticDataset``: its samples read like ``Sample`` (the
+    semantic view in ``label``) and also carry their segments (instance training, FC-CLIP).
 
     Raises:
         DatasetError: unknown name, missing folder, or images and labels that do not pair up.
     """
     spec = name_or_path if isinstance(name_or_path, DatasetSpec) else resolve_spec(name_or_path)
+    if isinstance(spec, PanopticDatasetSpec):
+        return PanopticDataset(spec, split)
     return SegmentationDataset(spec, split)

@@ -99,3 +99,58 @@ def panoptic_targets(
         present = masks.flatten(1).any(1)
         labels, masks = labels[present], masks[present]
     return MaskTargets(labels, masks)
+
+
+@dataclass(frozen=True)
+class InstanceLabels:
+    """A batch of instance (panoptic) training labels after augmentation, as the training loader yields them.
+
+    segments: (B, H, W) int64, each pixel's segment as an index into its image's table (-1: unlabelled, padding).
+    classes: (B, K) int64 class of each table slot; -1 for slots past an image's segment count.
+    crowd: (B, K) bool, crowd segments (they give no target; their pixels are negatives of every mask).
+    """
+
+    segments: torch.Tensor
+    classes: torch.Tensor
+    crowd: torch.Tensor
+
+    def __post_init__(self) -> None:
+        if self.segments.dim() != 3 or self.classes.dim() != 2 or self.classes.shape != self.crowd.shape:
+            raise ValueError(
+                f"instance labels need segments (B, H, W) and classes, crowd (B, K); got {tuple(self.segments.shape)}, "
+                f"{tuple(self.classes.shape)}, {tuple(self.crowd.shape)}"
+            )
+
+    @property
+    def shape(self) -> torch.Size:
+        """The shape of the segment map, (B, H, W)."""
+        return self.segments.shape
+
+    def to(self, device: torch.device | str, non_blocking: bool = False) -> InstanceLabels:
+        return InstanceLabels(*(t.to(device, non_blocking=non_blocking) for t in (self.segments, self.classes, self.crowd)))
+
+    def semantic(self) -> torch.Tensor:
+        """(B, H, W) int64 class map (crowd pixels keep their class), -1 where unlabelled."""
+        table = torch.cat([self.classes, self.classes.new_full((self.classes.shape[0], 1), IGNORE_INDEX)], 1)
+        index = torch.where(self.segments < 0, table.shape[1] - 1, self.segments)
+        return torch.gather(table, 1, index.flatten(1)).view_as(self.segments)
+
+    def targets(self) -> list[MaskTargets]:
+        """One ``MaskTargets`` per image: a mask per non-crowd segment in table order; a segment cropped away keeps
+        its all-False mask, as in the official COCO panoptic mapper (:func:`panoptic_targets`)."""
+        out = []
+        for segments, classes, crowd in zip(self.segments, self.classes, self.crowd):
+            slots = torch.nonzero((classes >= 0) & ~crowd).flatten()
+            masks = segments.unsqueeze(0) == slots.view(-1, 1, 1)
+            out.append(MaskTargets(classes[slots], masks))
+        return out
+
+
+def collate_instance_labels(items: Sequence[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]) -> InstanceLabels:
+    """Stack per-image ``(segments (H, W), classes (K_i,), crowd (K_i,))`` into ``InstanceLabels`` (tables padded)."""
+    width = max([1, *(int(c.shape[0]) for _, c, _ in items)])
+    classes = torch.full((len(items), width), IGNORE_INDEX, dtype=torch.int64)
+    crowd = torch.zeros((len(items), width), dtype=torch.bool)
+    for i, (_, c, k) in enumerate(items):
+        classes[i, : c.shape[0]], crowd[i, : k.shape[0]] = c, k
+    return InstanceLabels(torch.stack([s for s, _, _ in items]), classes, crowd)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
@@ -31,10 +32,37 @@ _VOCAB_PACKAGE = "infoclip"
 _VOCAB_FOLDER = "data/vocab"
 
 
-def shipped_vocabularies() -> list[str]:
-    """Names of the class vocabularies shipped with infoclip (``ade150``, ``ade847``, ...), sorted."""
+@dataclass(frozen=True)
+class Vocabulary:
+    """A class vocabulary a plugin contributes (``infoclip_register_vocabularies``): its name and class strings."""
+
+    name: str
+    classes: tuple[str, ...]
+    summary: str = ""
+
+
+def contributed_vocabularies() -> dict[str, Vocabulary]:
+    """Vocabularies contributed by plugins, by name."""
+    from infoclip.plugins import collect_named
+
+    return collect_named("infoclip_register_vocabularies", Vocabulary, InputError, "vocabulary")
+
+
+def packaged_vocabularies() -> list[str]:
+    """Names of the vocabularies in infoclip's own package data, sorted (reading them loads no plugin, no torch)."""
     folder = resources.files(_VOCAB_PACKAGE).joinpath(_VOCAB_FOLDER)
     return sorted(entry.name[: -len(".json")] for entry in folder.iterdir() if entry.name.endswith(".json"))
+
+
+def shipped_vocabularies() -> list[str]:
+    """Names of the class vocabularies shipped with infoclip (``ade150``, ``ade847``, ...) and contributed by
+    plugins (adapters' own lists), sorted."""
+    files = packaged_vocabularies()
+    contributed = contributed_vocabularies()
+    clash = sorted(set(files) & set(contributed))
+    if clash:
+        raise InputError(f"a plugin contributes vocabulary {clash[0]!r}, the name of a shipped one; rename it")
+    return sorted({*files, *contributed})
 
 
 def load_vocabulary(name: str) -> list[str]:
@@ -43,11 +71,13 @@ def load_vocabulary(name: str) -> list[str]:
     Raises:
         InputError: no vocabulary has that name (the message lists the shipped ones).
     """
+    if name in packaged_vocabularies():  # without loading plugins: usage errors answer before torch is imported
+        text = resources.files(_VOCAB_PACKAGE).joinpath(_VOCAB_FOLDER, f"{name}.json").read_text(encoding="utf-8")
+        return validate_class_names(json.loads(text), source=f"vocabulary {name}")
     known = shipped_vocabularies()
     if name not in known:
         raise InputError(f"unknown vocabulary {name!r}; shipped vocabularies: {', '.join(known)}")
-    text = resources.files(_VOCAB_PACKAGE).joinpath(_VOCAB_FOLDER, f"{name}.json").read_text(encoding="utf-8")
-    return validate_class_names(json.loads(text), source=f"vocabulary {name}")
+    return validate_class_names(list(contributed_vocabularies()[name].classes), source=f"vocabulary {name}")
 
 
 def _normalised(name: str) -> str:
@@ -176,7 +206,7 @@ def resolve_classes(classes: str | Sequence[str] | None = None, vocab: str | Non
     if (classes is None) == (vocab is None):
         raise InputError(
             'give the classes either as `classes="cat,sofa"` (or @file.txt / @file.json) or as `vocab=NAME` '
-            f"(one of {', '.join(shipped_vocabularies())}), not both and not neither",
+            f"(one of {', '.join(packaged_vocabularies())}, or one an adapter contributes), not both and not neither",
             parameter="classes",
             mentions=("vocab",),
         )

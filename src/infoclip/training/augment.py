@@ -12,6 +12,14 @@ The pipeline (catseg-reference.md §2) applied to one ``(image HxWx3 uint8 RGB, 
 5. ``pad_to_multiple``: image padded with 128, label with ``IGNORE_INDEX``, bottom/right, to a multiple of
    ``size_divisibility``.
 
+``augmentation: lsj`` replaces steps 1-2 by FC-CLIP's large-scale jitter (fcclip-reference.md §2, detectron2's
+``ResizeScale`` + ``FixedSizeCrop``): flip first, then ``resize_scale`` (the image fits inside ``crop_size`` x
+``crop_size`` times a factor drawn from ``scale_range``), then ``fixed_size_crop`` (random crop to ``crop_size``,
+padding right/bottom with 128 / ignore).
+
+Labels may carry several planes, (H, W, P): every plane moves with the image (nearest neighbour), plane 0 is the
+class map the category-area crop reads (instance training adds a segment plane, ``data_stream``).
+
 Every random draw comes from the ``numpy.random.Generator`` passed in, so a sample's augmentation depends only
 on the seed it is given (the engine seeds it from the run seed and the sample's position in the data stream:
 the same crops on any number of workers or GPUs, and after a resume).
@@ -35,7 +43,7 @@ IMAGE_PAD_VALUE = 128
 def _check_pair(image: np.ndarray, label: np.ndarray) -> None:
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         raise DatasetError(f"training images must be HxWx3 uint8 RGB, got {image.dtype} {image.shape}")
-    if label.shape != image.shape[:2]:
+    if label.shape[:2] != image.shape[:2] or label.ndim not in (2, 3):
         raise DatasetError(f"label shape {label.shape} does not match image shape {image.shape[:2]}")
 
 
@@ -87,6 +95,7 @@ def random_crop_category_area(
     if max_area < 1.0:
         for _ in range(10):
             window = label[top : top + crop_h, left : left + crop_w]
+            window = window[..., 0] if window.ndim == 3 else window
             _, counts = np.unique(window[window != IGNORE_INDEX], return_counts=True)
             if len(counts) > 1 and counts.max() / counts.sum() < max_area:
                 break
@@ -177,8 +186,32 @@ def pad_to_multiple(image: np.ndarray, label: np.ndarray, divisor: int) -> tuple
     if pad_h == 0 and pad_w == 0:
         return image, label
     image = np.pad(image, ((0, pad_h), (0, pad_w), (0, 0)), constant_values=IMAGE_PAD_VALUE)
-    label = np.pad(label, ((0, pad_h), (0, pad_w)), constant_values=IGNORE_INDEX)
+    label = np.pad(label, ((0, pad_h), (0, pad_w)) + ((0, 0),) * (label.ndim - 2), constant_values=IGNORE_INDEX)
     return image, label
+
+
+def resize_scale(image: np.ndarray, label: np.ndarray, target: int, scale: float) -> tuple[np.ndarray, np.ndarray]:
+    """detectron2's ``ResizeScale``: fit the image inside ``target * scale`` squared, aspect kept, sizes ``np.round``ed;
+    image bilinear through PIL, label nearest."""
+    height, width = image.shape[:2]
+    factor = min(target * scale / height, target * scale / width)
+    new_h, new_w = (max(1, int(v)) for v in np.round(np.multiply((height, width), factor)))
+    if (new_h, new_w) == (height, width):
+        return image, label
+    resized = np.array(Image.fromarray(image).resize((new_w, new_h), Image.BILINEAR))
+    return resized, resize_label_nearest(label, new_h, new_w)
+
+
+def fixed_size_crop(
+    image: np.ndarray, label: np.ndarray, size: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """detectron2's ``FixedSizeCrop``: one uniform draw places the crop along both axes (``round(u * max_offset)``),
+    then the crop is padded right/bottom to ``size`` x ``size`` (image 128, label ignore)."""
+    height, width = image.shape[:2]
+    u = rng.uniform(0.0, 1.0)
+    top, left = (int(v) for v in np.round(np.multiply((max(height - size, 0), max(width - size, 0)), u)))
+    image, label = image[top : top + size, left : left + size], label[top : top + size, left : left + size]
+    return pad_to_multiple(image, label, size)
 
 
 @dataclass(frozen=True)
@@ -193,6 +226,10 @@ class TrainAugmentation:
     color_jitter: bool = True
     flip: bool = True
     size_divisibility: int = 384
+    #: ``standard`` (resize shortest edge + crop) or ``lsj`` (large-scale jitter, FC-CLIP)
+    augmentation: str = "standard"
+    #: lsj: the range the resize factor of the ``crop_size`` target is drawn from
+    scale_range: tuple[float, float] = (0.1, 2.0)
 
     @classmethod
     def from_config(cls, data: Mapping[str, Any]) -> TrainAugmentation:
@@ -205,6 +242,8 @@ class TrainAugmentation:
             color_jitter=bool(data["color_jitter"]),
             flip=bool(data["flip"]),
             size_divisibility=int(data["size_divisibility"]),
+            augmentation=str(data["augmentation"]),
+            scale_range=(float(data["scale_range"][0]), float(data["scale_range"][1])),
         )
 
     @property
@@ -219,21 +258,31 @@ class TrainAugmentation:
 
         Args:
             image: HxWx3 uint8 RGB.
-            label: HxW integer class indices with ``IGNORE_INDEX`` (-1) where unlabelled.
+            label: HxW (or HxWxP planes) integer class indices with ``IGNORE_INDEX`` (-1) where unlabelled.
             rng: the sample's own generator.
 
         Returns:
-            (S, S, 3) uint8 image and (S, S) int64 label with ``S = output_size``.
+            (S, S, 3) uint8 image and (S, S) (or (S, S, P)) int64 label with ``S = output_size``.
         """
         _check_pair(image, label)
         label = label.astype(np.int64, copy=False)
-        short = self.min_size if isinstance(self.min_size, int) else self.min_size[int(rng.integers(len(self.min_size)))]
-        image, label = resize_shortest_edge(image, label, short, self.max_size)
-        image, label = random_crop_category_area(image, label, self.crop_size, self.crop_max_category_area, rng)
-        if self.color_jitter:
-            image = ColorJitter()(image, rng)
-        if self.flip and rng.random() < 0.5:
-            image, label = image[:, ::-1], label[:, ::-1]
+        if self.augmentation == "lsj":
+            # FC-CLIP's mapper order: RandomFlip, ResizeScale, FixedSizeCrop
+            if self.flip and rng.random() < 0.5:
+                image, label = image[:, ::-1], label[:, ::-1]
+            image, label = resize_scale(np.ascontiguousarray(image), np.ascontiguousarray(label), self.crop_size,
+                                        rng.uniform(*self.scale_range))  # fmt: skip
+            image, label = fixed_size_crop(image, label, self.crop_size, rng)
+            if self.color_jitter:
+                image = ColorJitter()(image, rng)
+        else:
+            short = self.min_size if isinstance(self.min_size, int) else self.min_size[int(rng.integers(len(self.min_size)))]
+            image, label = resize_shortest_edge(image, label, short, self.max_size)
+            image, label = random_crop_category_area(image, label, self.crop_size, self.crop_max_category_area, rng)
+            if self.color_jitter:
+                image = ColorJitter()(image, rng)
+            if self.flip and rng.random() < 0.5:
+                image, label = image[:, ::-1], label[:, ::-1]
         # Crops smaller than crop_size (tiny or very elongated images) are padded up to the common size.
         image, label = pad_to_multiple(image, label, self.output_size)
         return np.ascontiguousarray(image), np.ascontiguousarray(label)

@@ -23,6 +23,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from infoclip.errors import ConfigError, DatasetError
+from infoclip.mask_classification.targets import InstanceLabels, collate_instance_labels
 from infoclip.training.augment import TrainAugmentation
 from infoclip.training.interrupt import ignore_in_worker
 
@@ -100,27 +101,42 @@ def sample_generator(seed: int, position: int) -> np.random.Generator:
 
 
 class AugmentedDataset(Dataset):
-    """Wrap a segmentation dataset: ``ds[(position, index)] -> (image (3,S,S) float 0-255, label (S,S) int64)``."""
+    """Wrap a segmentation dataset: ``ds[(position, index)] -> (image (3,S,S) float 0-255, label (S,S) int64)``.
 
-    def __init__(self, dataset: Any, augmentation: TrainAugmentation, seed: int) -> None:
+    With ``instance_targets`` (a panoptic dataset for a model whose loss takes segments), the label is
+    ``(segments (S,S) int64 slot per pixel, classes (K,) int64, crowd (K,) bool)``: the slot map is augmented as a
+    second label plane, so segments move exactly with the image and the class plane.
+    """
+
+    def __init__(self, dataset: Any, augmentation: TrainAugmentation, seed: int, instance_targets: bool = False) -> None:
         self.dataset = dataset
         self.augmentation = augmentation
         self.seed = seed
+        self.instance_targets = instance_targets
 
     def __len__(self) -> int:
         return len(self.dataset)
 
-    def __getitem__(self, key: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+    def __getitem__(self, key: tuple[int, int]) -> tuple[torch.Tensor, Any]:
         position, index = key
         sample = self.dataset[index]
-        image, label = self.augmentation(
-            np.asarray(sample.image), np.asarray(sample.label), sample_generator(self.seed, position)
-        )
-        return torch.from_numpy(image).permute(2, 0, 1).float(), torch.from_numpy(label)
+        label = np.asarray(sample.label)
+        if self.instance_targets:
+            label = np.stack([label, sample.slot_map()], axis=-1)
+        image, label = self.augmentation(np.asarray(sample.image), label, sample_generator(self.seed, position))
+        image = torch.from_numpy(image).permute(2, 0, 1).float()
+        if not self.instance_targets:
+            return image, torch.from_numpy(label)
+        classes = torch.tensor([s.category for s in sample.segments], dtype=torch.int64)
+        crowd = torch.tensor([s.iscrowd for s in sample.segments], dtype=torch.bool)
+        return image, (torch.from_numpy(np.ascontiguousarray(label[..., 1])), classes, crowd)
 
 
-def _collate(items: Sequence[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
-    return torch.stack([i for i, _ in items]), torch.stack([lab for _, lab in items])
+def _collate(items: Sequence[tuple[torch.Tensor, Any]]) -> tuple[torch.Tensor, torch.Tensor | InstanceLabels]:
+    images = torch.stack([i for i, _ in items])
+    if isinstance(items[0][1], tuple):
+        return images, collate_instance_labels([lab for _, lab in items])
+    return images, torch.stack([lab for _, lab in items])
 
 
 def build_train_loader(
@@ -131,15 +147,17 @@ def build_train_loader(
     start_iteration: int = 0,
     num_workers: int = 0,
     pin_memory: bool = False,
+    instance_targets: bool = False,
 ) -> DataLoader:
     """An endless loader of this rank's micro-batches, resuming at ``start_iteration``.
 
     Yields ``(images (b,3,S,S) float32 in [0,255], labels (b,S,S) int64 with -1 ignore)`` with
-    ``b = layout.per_step``; ``grad_accumulation`` consecutive items make one iteration.
+    ``b = layout.per_step`` (labels are ``InstanceLabels`` with ``instance_targets``); ``grad_accumulation``
+    consecutive items make one iteration.
     """
     sampler = PositionBatches(layout, EpochOrder(len(dataset), seed), start_iteration)
     return DataLoader(
-        AugmentedDataset(dataset, augmentation, seed),
+        AugmentedDataset(dataset, augmentation, seed, instance_targets),
         batch_sampler=sampler,
         num_workers=num_workers,
         collate_fn=_collate,

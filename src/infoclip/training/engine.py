@@ -226,6 +226,13 @@ class Trainer:
         self.num_workers = worker_count(requested)
         if self.num_workers < requested and self.ctx.is_main:
             self._note(f"data.num_workers {requested} capped at {self.num_workers}, the CPUs this process may use")
+        from infoclip.data.panoptic import PanopticDataset
+
+        # A panoptic set gives per-segment targets to a model whose loss takes them (FC-CLIP's set criterion);
+        # every other model trains on its semantic view (crowd regions keep their class, as detectron2 converts).
+        instance_targets = isinstance(self.train_set, PanopticDataset) and bool(self.model.instance_targets)
+        if isinstance(self.train_set, PanopticDataset) and not instance_targets and self.ctx.is_main:
+            self._note(f"{self.train_set.name}: the {self.adapter.name} adapter trains on its semantic view (one class map per image)")
         self.loader = build_train_loader(
             self.train_set,
             TrainAugmentation.from_config(self.config["data"]),
@@ -234,6 +241,7 @@ class Trainer:
             start_iteration=self.start_iter,
             num_workers=self.num_workers,
             pin_memory=self.device.type == "cuda",
+            instance_targets=instance_targets,
         )
         self._batches: Iterator[tuple[torch.Tensor, torch.Tensor]] | None = None
         self.iteration = self.start_iter
@@ -246,6 +254,16 @@ class Trainer:
         data = self.config["data"]
         self.train_set = get_dataset(data["train"], split=data["train_split"])
         self.class_names = list(self.train_set.class_names)
+        if data["train_classes"] is not None:
+            from infoclip.data.vocab import resolve_classes
+
+            names = resolve_classes(data["train_classes"])
+            if len(names) != len(self.class_names):
+                raise ConfigError(
+                    f"data.train_classes {data['train_classes']} has {len(names)} classes, the training set "
+                    f"{data['train']} {len(self.class_names)}; give one name per dataset class, in label order"
+                )
+            self.class_names = names
         if len(self.train_set) == 0:
             raise DatasetError(f"the training split {data['train_split']!r} of {data['train']} has no image")
         self.val_set = None

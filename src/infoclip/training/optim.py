@@ -13,8 +13,9 @@ contract (``OVSSModel.param_groups``; the weight-decay rules are in ``infoclip.a
 
 from __future__ import annotations
 
+import bisect
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
@@ -72,16 +73,20 @@ class LRFactor:
     ``cosine``: detectron2's ``WarmupCosineLR``: ``end + (1 - end) * 0.5 * (1 + cos(pi * it / max_iter))``
     where ``end = lr_end / lr``, times a linear warm-up from ``warmup_factor`` to 1 over ``warmup_iterations``.
     ``poly``: detectron2's ``WarmupPolyLR``: ``(1 - it / max_iter) ** POLY_POWER`` (SAN's schedule).
+    ``multistep``: detectron2's ``WarmupMultiStepLR`` (FC-CLIP's schedule): ``gamma ** n`` where ``n`` counts the
+    ``steps`` at or below ``it`` (the rate drops at the first iteration of each step).
     ``constant``: 1 after warm-up.
     """
 
     def __init__(self, schedule: str, max_iter: int, warmup_iterations: int = 0, warmup_factor: float = 0.001,
-                 end_factor: float = 0.0) -> None:  # fmt: skip
+                 end_factor: float = 0.0, steps: Sequence[int] = (), gamma: float = 0.1) -> None:  # fmt: skip
         self.schedule = schedule
         self.max_iter = int(max_iter)
         self.warmup_iterations = int(warmup_iterations)
         self.warmup_factor = float(warmup_factor)
         self.end_factor = float(end_factor)
+        self.steps = tuple(int(s) for s in steps)
+        self.gamma = float(gamma)
 
     def __call__(self, iteration: int) -> float:
         if self.schedule == "cosine":
@@ -89,6 +94,8 @@ class LRFactor:
             value = self.end_factor + (1.0 - self.end_factor) * 0.5 * (1.0 + math.cos(math.pi * where))
         elif self.schedule == "poly":
             value = (1.0 - min(iteration, self.max_iter) / self.max_iter) ** POLY_POWER
+        elif self.schedule == "multistep":
+            value = self.gamma ** bisect.bisect_right(self.steps, iteration)
         else:
             value = 1.0
         if iteration < self.warmup_iterations:
@@ -106,6 +113,8 @@ def build_scheduler(optimizer: torch.optim.Optimizer, solver: Mapping[str, Any])
         solver["warmup_iterations"],
         solver["warmup_factor"],
         float(solver["lr_end"]) / lr if lr > 0 else 0.0,
+        solver["steps"],
+        solver["gamma"],
     )
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda=factor)
 

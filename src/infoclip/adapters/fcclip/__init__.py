@@ -15,6 +15,17 @@ from infoclip.adapters.fcclip.model import FCCLIP, FCCLIPTeacher, build_model, b
 from infoclip.adapters.fcclip.vocabularies import VOCABULARIES, fcclip_vocabulary
 from infoclip.adapters.hookspecs import hookimpl
 
+@hookimpl
+def infoclip_register_vocabularies() -> list:
+    """FC-CLIP's prompt-engineered lists with synonyms, as ``fcclip-ade150``, ``fcclip-coco133``, ... (``--vocab``)."""
+    from infoclip.segmentation.classes import Vocabulary
+
+    return [
+        Vocabulary(f"fcclip-{name}", tuple(fcclip_vocabulary(name)), "FC-CLIP's prompt-engineered class list with synonyms")
+        for name in VOCABULARIES
+    ]
+
+
 SUMMARY = "FC-CLIP (NeurIPS'23): frozen ConvNeXt CLIP + Mask2Former decoder, in/out-vocabulary ensemble (ConvNeXt-L)"
 
 

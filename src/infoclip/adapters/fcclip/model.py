@@ -38,7 +38,7 @@ from infoclip.clip import get_tokenizer, load_clip_weights
 from infoclip.errors import AdapterError, InputError
 from infoclip.mask_classification import SetCriterion, SetCriterionConfig
 from infoclip.mask_classification.semantic_inference import semantic_scores as mask_semantic_scores
-from infoclip.mask_classification.targets import batch_semantic_targets
+from infoclip.mask_classification.targets import InstanceLabels, batch_semantic_targets
 
 #: FC-CLIP has one evaluation protocol (segment and eval default to it for FC-CLIP weights)
 FCCLIP_PROTOCOLS = (
@@ -142,6 +142,7 @@ class FCCLIP(OVSSModel):
 
     adapter_name = "fcclip"
     protocols = FCCLIP_PROTOCOLS
+    instance_targets = True  # the set criterion takes one target per panoptic segment (COCO panoptic training)
     score_description = (
         "FC-CLIP's semantic scores sum_q p_qc * sigmoid(mask_q) over the queries, in [0, number of queries]: not "
         "probabilities (the official sem_seg before argmax)"
@@ -380,22 +381,23 @@ class FCCLIP(OVSSModel):
         embeddings = DenseEmbeddings(self.student_embeddings(outputs), grid, class_text(outputs.text, outputs.synonyms))
         return TrainOutput(logits, embeddings)
 
-    def task_loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """FC-CLIP's loss on semantic labels: Mask2Former's set criterion (``model.criterion``) over the final and
-        auxiliary decoder outputs of the ``forward_train`` pass that produced ``logits``, with one target mask
-        per class present in each label map (``IGNORE_INDEX`` pixels belong to no mask). Random points come from
-        the global generator (restored on resume by the engine).
+    def task_loss(self, logits: torch.Tensor, labels: torch.Tensor | InstanceLabels) -> torch.Tensor:
+        """FC-CLIP's loss: Mask2Former's set criterion (``model.criterion``) over the final and auxiliary decoder
+        outputs of the ``forward_train`` pass that produced ``logits``. Targets: with ``InstanceLabels`` (COCO
+        panoptic, the official recipe) one mask per non-crowd segment; with a semantic label map one mask per
+        class present (``IGNORE_INDEX`` pixels belong to no mask). Random points come from the global generator
+        (restored on resume by the engine).
 
         Args:
             logits: the ``TrainOutput.logits`` of the latest ``forward_train`` (B, T, h, w).
-            labels: (B, H, W) int64 in {-1, 0..T-1} at the input resolution.
+            labels: (B, H, W) int64 in {-1, 0..T-1} at the input resolution, or ``InstanceLabels`` of that size.
 
         Returns:
             Scalar float: the sum of the weighted terms (30 with 9 auxiliary outputs).
         """
-        if logits.ndim != 4 or labels.ndim != 3 or labels.shape[0] != logits.shape[0]:
+        if logits.ndim != 4 or len(labels.shape) != 3 or labels.shape[0] != logits.shape[0]:
             raise InputError(f"task_loss needs logits (B, T, h, w) and labels (B, H, W), got {tuple(logits.shape)} and {tuple(labels.shape)}")
-        if labels.dtype != torch.long:
+        if not isinstance(labels, InstanceLabels) and labels.dtype != torch.long:
             raise InputError(f"labels must be int64, got {labels.dtype}")
         last = getattr(self, "_train_pass", None)
         if last is None or last[0] is not logits:
@@ -404,7 +406,12 @@ class FCCLIP(OVSSModel):
         self._train_pass = None
         t = logits.shape[1]
         try:
-            targets = batch_semantic_targets(labels, t)
+            if isinstance(labels, InstanceLabels):
+                if int(labels.classes.max()) >= t:
+                    raise ValueError(f"instance labels hold class {int(labels.classes.max())}, beyond the {t} class names")
+                targets = labels.targets()
+            else:
+                targets = batch_semantic_targets(labels, t)
         except ValueError as exc:
             raise InputError(str(exc)) from exc
         heads = outputs.heads
