@@ -135,8 +135,10 @@ def test_semantic_scores_formula_and_predict(tiny_model):
     probs = tiny_model.predict(original, CLASSES)
     assert probs.shape == (len(CLASSES), 30, 45) and probs.dtype == torch.float32
     assert float(probs.min()) >= 0 and float(probs.sum(0).max()) <= 10  # one sigmoid per query: at most Q
-    with pytest.raises(InputError, match="whole"):
-        tiny_model.predict(original, CLASSES, protocol="sliding")
+    from infoclip import Segmenter
+
+    with pytest.raises(InputError, match="whole"):  # the entry point checks the protocol; predict trusts it
+        Segmenter(tiny_model, "san-tiny").predict(original.permute(1, 2, 0).byte().numpy(), CLASSES, protocol="sliding")
 
 
 def test_text_uses_raw_names_and_template_mean(tiny_model):

@@ -23,7 +23,7 @@ from torch import nn
 
 from infoclip.adapters.clip_model import OpenCLIPModel
 from infoclip.adapters.contract import CLIP_PART, DenseEmbeddings, EvalProtocol, OVSSModel, TrainOutput
-from infoclip.adapters.inputs import check_class_names, check_images, resize_shortest_edge
+from infoclip.adapters.inputs import check_images, resize_shortest_edge
 from infoclip.adapters.parameters import WeightDecayPolicy, count_parameters, format_parameter_table
 from infoclip.adapters.san.classifier import TemplateTextEncoder, classifier_weights
 from infoclip.adapters.san.config import resolve_model_config
@@ -296,24 +296,22 @@ class SAN(OpenCLIPModel):
         return torch.einsum("qc,qhw->chw", classes, masks.sigmoid()).float()
 
     @torch.no_grad()
-    def predict(self, image: torch.Tensor, class_names: Sequence[str], protocol: str | None = "whole") -> torch.Tensor:
+    def predict(self, image: torch.Tensor, class_names: Sequence[str], protocol: str = "whole") -> torch.Tensor:
         """SAN's per-class scores of one image with its benchmark protocol (san-reference.md §3.1, §1.8).
 
         detectron2's ``ResizeShortestEdge(640, max 2560)`` on the 8-bit image (PIL bilinear), the whole image
         at once (padded to 32), the semantic map at the image's original size. Runs in eval mode (restored).
 
-        Args:
+        Args (trusted, as ``OVSSModel.predict`` documents: the entry points checked them):
             image: (3, H, W) float (or uint8) RGB in [0, 255].
-            class_names: T class names.
+            class_names: T >= 1 class names.
             protocol: ``"whole"`` (SAN has no other).
 
         Returns:
             (T, H, W) float32 scores in [0, Q]: ``sum_q softmax(class_q)[c] * sigmoid(mask_q)``, exactly what
             the official inference takes the argmax of. Divide by the per-pixel sum for probabilities.
         """
-        check_images(image, "image", 3)
-        names = check_class_names(class_names)
-        protocol = self.check_protocol(protocol)
+        names = list(class_names)  # checked by the entry points (OVSSModel.predict's contract)
         height, width = image.shape[-2:]
         was_training = self.training
         self.eval()
