@@ -47,7 +47,8 @@ MODES = ("fast", "full", "forgetting")
 #: the modes every miniature config must define (``forgetting`` is optional)
 REQUIRED_MODES = ("fast", "full")
 #: mechanism measurements per trained model, averaged over seeds like the mIoU columns
-MECHANISM_KEYS = ("own_clip_seen", "own_clip_unseen", "own_clip_hIoU", "val_mIoU", "alignment_mi", "alignment_mi_ratio", "alignment_cka")
+MECHANISM_KEYS = ("own_clip_seen", "own_clip_unseen", "own_clip_hIoU", "val_mIoU", "val_seen", "val_unseen", "val_hIoU",
+                  "alignment_mi", "alignment_mi_ratio", "alignment_cka")
 #: the two references every table shows
 UNTRAINED = "untrained CAT-Seg"
 TRAINING_FREE = "training-free dense CLIP"
@@ -71,6 +72,8 @@ class MiniatureConfig:
     #: the dotted run-config key that receives the tiny CLIP's weights path (the adapter's setting)
     clip_weights_setting: str
     protocol: str = "whole"
+    #: the ``selection:`` section (``infoclip miniature --select-lambda``; parsed by ``selection.SelectionSpec``)
+    selection: dict[str, Any] | None = None
 
     @classmethod
     def load(cls, path: str | os.PathLike[str] | None = None) -> MiniatureConfig:
@@ -90,6 +93,7 @@ class MiniatureConfig:
             modes=data["modes"],
             clip_weights_setting=str(data["clip_weights_setting"]),
             protocol=str(data.get("protocol", "whole")),
+            selection=data.get("selection"),
         )
 
 
@@ -141,6 +145,7 @@ class Miniature:
         seeds: Sequence[int] | None = None,
         jobs: int = 1,
         log: Callable[[str], None] = lambda s: None,
+        selection: Any = None,
     ) -> None:
         if jobs < 1:
             raise ConfigError(f"jobs must be at least 1, got {jobs}")
@@ -159,6 +164,11 @@ class Miniature:
         #: held-out scenes over all classes, disjoint from the test scenes (other seed): validation and lambda choice
         self.val_dir = self.output_dir / "data" / "val"
         self.n_val = int(self.settings.get("n_val", 0))
+        #: a ``selection.Selection`` (``--select-lambda``): it plans the training jobs instead of seeds x methods
+        self.selection = selection
+        if selection is not None and not self.n_val:
+            raise ConfigError(f"--select-lambda scores on a validation split, and the {mode} mode has none (n_val); "
+                              "use --forgetting or give the mode an n_val")
 
     # --- steps -----------------------------------------------------------------------------------------
     def write_data(self) -> None:
@@ -264,6 +274,10 @@ class Miniature:
         if validated.is_file():
             data = json.loads(validated.read_text(encoding="utf-8"))
             out["val_mIoU"] = float(data["mIoU"])
+            split = data.get("seen_unseen") or {}
+            out.update({f"val_{k}": float(split[f"mIoU_{k}"]) for k in ("seen", "unseen") if f"mIoU_{k}" in split})
+            if "hIoU" in split:
+                out["val_hIoU"] = float(split["hIoU"])
             out.update({k: float(v) for k, v in data.get("extra", {}).items() if k.startswith("alignment_")})
         return out
 
@@ -286,7 +300,10 @@ class Miniature:
         methods = {m: self.config.methods[m] for m in self.settings.get("methods", self.config.methods)}
         # the long training jobs first, so that the two short references run beside them
         tasks: list[Callable[[], Job]] = []
-        for seed in self.seeds:
+        plan = self.selection.plan(self, run_config) if self.selection is not None else None
+        if plan is not None:
+            methods, tasks = plan.methods, list(plan.tasks)
+        for seed in self.seeds if plan is None else ():
             for method, overrides in methods.items():
                 tasks.append(lambda m=method, o=overrides, s=seed: self.train_and_evaluate(run_config, m, o, s))
         if self.settings.get("ablation"):
@@ -306,7 +323,11 @@ class Miniature:
                 jobs = [f.result() for f in [pool.submit(fn) for fn in tasks]]
             finally:
                 self.board = None
+        if plan is not None:  # the grid's runs leave the main table for their own section
+            jobs, chosen = plan.outcome(jobs)
         results = summarize(jobs, self.config, self.mode, self.seeds, time.monotonic() - wall, clip)
+        if plan is not None:
+            results["selection"] = chosen
         atomic_write_text(self.output_dir / "results.json", json.dumps(results, indent=2) + "\n")
         atomic_write_text(self.output_dir / "results.md", results_markdown(results))
         picture = self.output_dir / "predictions.png"
@@ -402,4 +423,8 @@ def results_markdown(results: Mapping[str, Any]) -> str:
                 continue
             what = ", ".join(settings[row["method"]]) or "-"
             lines.append(f"| {row['method']} | `{what}` | {run['seen']:.1f} | {run['unseen']:.1f} | {run['hIoU']:.1f} |")
+    if "selection" in results:
+        from infoclip.miniature.selection import selection_markdown
+
+        lines += ["", *selection_markdown(results["selection"])]
     return "\n".join(lines) + "\n"
