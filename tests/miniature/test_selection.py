@@ -116,3 +116,34 @@ def test_selection_needs_a_validation_split_and_valid_grid_keys(tmp_path):
     run = Miniature(tmp_path, mode="forgetting", config=config, selection=Selection.from_config(config))
     with pytest.raises(ConfigError, match="selection run catseg\\+clip_lr_multiplyer=0.3"):
         run.selection.plan(run, run.write_run_config(Path("clip.safetensors")))
+
+
+@pytest.mark.slow
+def test_select_lambda_runs_end_to_end_on_a_tiny_world(tmp_path):
+    import json
+
+    import yaml
+    from typer.testing import CliRunner
+
+    from infoclip.config import load_config
+    from infoclip.miniature.pipeline import default_config_path
+    from infoclip_cli.main import app
+
+    data = load_config(default_config_path())
+    data["modes"]["forgetting"].update(n_train=8, n_val=4, n_test=4, iterations=3, seeds=[0, 1], methods=["catseg"])
+    data["selection"]["families"] = _small_config().selection["families"]
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump(data), encoding="utf-8")
+    out = tmp_path / "select"
+    result = CliRunner().invoke(app, ["miniature", "--forgetting", "--select-lambda", "-c", str(config), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    results = json.loads((out / "results.json").read_text())
+    families = results["selection"]["families"]
+    assert [p["run"] for p in families["catseg"]["points"]] == ["catseg+clip_lr_multiplier=0.3-seed0", "catseg-seed0"]
+    rows = {r["method"]: r for r in results["rows"]}
+    for family in families.values():
+        assert all("hIoU" in p["val"] for p in family["points"])
+        chosen = rows[family["row"]]
+        assert sorted(r["seed"] for r in chosen["runs"]) == [0, 1]
+    assert "infoclip-pairs" in rows and "catseg" in rows
+    assert "Selection on the validation scenes" in (out / "results.md").read_text()
