@@ -2,8 +2,8 @@
 
 ``infoclip miniature --fast`` (about 3 minutes): one CAT-Seg and one CAT-Seg + InfoCLIP fine-tuning on the seen
 classes, scored on seen and unseen classes beside the untrained model and the training-free dense-CLIP baseline.
-``infoclip miniature`` (the full run): 3 seeds x {CAT-Seg, InfoCLIP batch axis, InfoCLIP pairs axis}, plus
-the lambda ablation. ``infoclip miniature pretrain-clip`` regenerates the shipped tiny CLIP.
+``infoclip miniature`` (the full run): 3 seeds x {CAT-Seg, InfoCLIP batch axis, InfoCLIP pairs axis, SAN, SAN +
+fine-tuned CLIP, SAN + InfoCLIP}, plus the lambda ablation. ``--methods`` picks other rows of the config. ``infoclip miniature pretrain-clip`` regenerates the shipped tiny CLIP.
 """
 
 from __future__ import annotations
@@ -48,6 +48,11 @@ def _parse_seeds(text: Optional[str]) -> Optional[list[int]]:
     return seeds
 
 
+def _parse_methods(text: Optional[str]) -> Optional[list[str]]:
+    """``--methods a,b``: the names (checked against the config by ``MiniatureConfig.select``)."""
+    return None if text is None else [m for m in text.replace(" ", "").split(",") if m]
+
+
 def _print_results(results: dict) -> None:
     table = Table(title=f"miniature ({results['mode']} mode): mIoU % on the test scenes, "
                         f"{len(results['seeds'])} seed(s), mean ± std")
@@ -79,6 +84,8 @@ def miniature_command(
     pretrain: Annotated[bool, typer.Option("--pretrain", help="Pretrain the tiny CLIP afresh instead of using the shipped weights.")] = False,
     config: Annotated[Optional[Path], typer.Option("--config", "-c", help="A miniature YAML (default: the shipped miniature.yaml).")] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace an earlier miniature run in --output-dir.")] = False,
+    methods: Annotated[Optional[str], typer.Option(help="Comma-separated methods to run instead of the mode's, e.g. "
+                       "san,san-finetuned,san-infoclip (ablation methods run at the first seed only).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON on stdout.")] = False,
 ) -> None:
     """Run the miniature benchmark and print its table (mIoU on seen and unseen classes, harmonic mean)."""
@@ -91,8 +98,8 @@ def miniature_command(
     settings = MiniatureConfig.load(config)
     selection = Selection.from_config(settings) if select_lambda else None
     run = Miniature(
-        output_dir, mode=_mode(fast, forgetting), config=settings,
-        seeds=_parse_seeds(seeds), jobs=jobs, log=_log, selection=selection,
+        output_dir, mode=_mode(fast, forgetting), config=settings, seeds=_parse_seeds(seeds), jobs=jobs, log=_log,
+        methods=_parse_methods(methods), selection=selection,
     )
     prepare_output_dir(output_dir, force)
     results = run.run(pretrain=pretrain)

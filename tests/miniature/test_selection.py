@@ -21,7 +21,7 @@ def test_grid_expands_the_shipped_yaml_to_equal_budgets():
     assert len(infoclip) == len(catseg) == 6
     first = infoclip[0]
     assert first.name == "infoclip-pairs+lambda_compression=0.1+lambda_distillation=0.1"
-    assert first.overrides == (*config.methods["infoclip-pairs"], "infoclip.lambda_compression=0.1",
+    assert first.overrides == (*config.methods["infoclip-pairs"].overrides, "infoclip.lambda_compression=0.1",
                                "infoclip.lambda_distillation=0.1")  # fmt: skip
     assert [dict(p.settings)["infoclip.lambda_distillation"] for p in infoclip[:3]] == [0.1, 0.3, 1.0]
     assert catseg[-1].overrides == ("infoclip.enabled=false", "solver.clip_lr_multiplier=1.0")
@@ -73,13 +73,13 @@ def _fake_val(overrides) -> float:
 def test_plan_trains_each_distinct_run_once_and_reports_the_chosen_rows(tmp_path, monkeypatch):
     run = Miniature(tmp_path, mode="forgetting", config=_small_config(), seeds=[0, 1, 2],
                     selection=Selection.from_config(_small_config()))  # fmt: skip
-    run_config = run.write_run_config(Path("clip.safetensors"))
+    run_config = {"catseg": run.write_run_config(Path("clip.safetensors"), "catseg")}
     trained = []
 
-    def fake_train(config, method, overrides, seed):
-        trained.append((method, seed))
-        score = _fake_val(overrides) + seed
-        return Job(method, seed, None, {"seen": score, "unseen": score, "hIoU": score, "mIoU": score, "val_hIoU": score})
+    def fake_train(config, method, seed):
+        trained.append((method.name, seed))
+        score = _fake_val(method.overrides) + seed
+        return Job(method.name, seed, None, {"seen": score, "unseen": score, "hIoU": score, "mIoU": score, "val_hIoU": score})
 
     monkeypatch.setattr(run, "train_and_evaluate", fake_train)
     plan = run.selection.plan(run, run_config)
@@ -115,7 +115,7 @@ def test_selection_needs_a_validation_split_and_valid_grid_keys(tmp_path):
     config.selection["families"]["catseg"]["grid"] = {"solver.clip_lr_multiplyer": [0.3, 1.0]}
     run = Miniature(tmp_path, mode="forgetting", config=config, selection=Selection.from_config(config))
     with pytest.raises(ConfigError, match="selection run catseg\\+clip_lr_multiplyer=0.3"):
-        run.selection.plan(run, run.write_run_config(Path("clip.safetensors")))
+        run.selection.plan(run, {"catseg": run.write_run_config(Path("clip.safetensors"), "catseg")})
 
 
 @pytest.mark.slow

@@ -3,6 +3,7 @@
 * ``world``: texture classes, Voronoi scenes, captions;
 * ``dataset``: the training (seen classes) and test (all classes) folders in the custom-dataset layout;
 * ``tiny_clip`` / ``pretrain``: the tiny CLIP, its contrastive pretraining, the shipped weights;
+* ``config``: the miniature YAML (one section per adapter: run config and methods; the modes);
 * ``pipeline``: data -> ``infoclip train`` / ``export`` / ``eval`` -> tables; ``picture``: the prediction figure.
 
 Command line: ``infoclip miniature --fast`` (about 3 minutes), ``infoclip miniature`` (the full run).
@@ -14,7 +15,8 @@ import shutil
 from pathlib import Path
 
 from infoclip.errors import InputError
-from infoclip.miniature.pipeline import Miniature, MiniatureConfig, default_config_path
+from infoclip.miniature.config import MiniatureConfig, default_config_path
+from infoclip.miniature.pipeline import Miniature
 from infoclip.miniature.world import TEXTURES, WorldSpec
 
 #: sub-folders a miniature run writes (and ``--force`` replaces)

@@ -5,12 +5,14 @@
 1. ``data/train`` (seen textures only) and ``data/test`` (all textures, ``seen_classes`` listed): custom
    datasets in the ``dataset.yaml`` layout;
 2. the tiny CLIP: the shipped weights, or a fresh ``pretrain_clip`` run (``pretrain=True``);
-3. ``configs/run.yaml``: the CAT-Seg run config with the CLIP weights' absolute path and the data folder;
-4. the two references, scored by ``infoclip eval`` on the test folder: the *untrained* CAT-Seg (pretrained
-   CLIP, random aggregator; written as an infoclip weights file) and the *training-free* dense-CLIP
-   baseline (CAT-Seg's dense last block and cosine similarity, no training; ``infoclip segment --clip``'s
-   model, scored by ``infoclip eval --clip``);
-5. for every seed and method: ``infoclip train`` on the seen classes, ``infoclip export``, ``infoclip eval``;
+3. ``configs/<adapter>.yaml``: each adapter section's run config (``config.py``) with the CLIP weights'
+   absolute path and the data folder, for every adapter that has a method in the run;
+4. the references, scored by ``infoclip eval`` on the test folder: each adapter's *untrained* model
+   (pretrained CLIP, the rest randomly initialised; written as an infoclip weights file) and the shared
+   *training-free* dense-CLIP baseline (CAT-Seg's dense last block and cosine similarity, no training;
+   ``infoclip segment --clip``'s model, scored by ``infoclip eval --clip``);
+5. for every seed and method of the mode: ``infoclip train`` on the seen classes, ``infoclip export``,
+   ``infoclip eval`` (and ``eval --dense-clip``, the mechanism columns);
 6. ``results.json``, ``results.md`` (mean +- std over seeds) and ``predictions.png``.
 
 Each command runs as its own process (``python -m infoclip_cli ...``, one torch thread each), exactly as a
@@ -29,72 +31,24 @@ import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
-
-import yaml
 
 from infoclip.config import apply_overrides, load_config, save_config
 from infoclip.errors import ConfigError, InfoclipError, TrainingError
 from infoclip.io_utils import atomic_write_text
 from infoclip.miniature import tiny_clip
+from infoclip.miniature.config import Method, MiniatureConfig, untrained_row
+from infoclip.miniature.config import default_config_path as default_config_path  # re-exported (earlier home)
 from infoclip.miniature.job_progress import JobProgress
-from infoclip.miniature.pretrain import PretrainSettings
-from infoclip.miniature.world import WorldSpec
 
-MODES = ("fast", "full", "forgetting")
-#: the modes every miniature config must define (``forgetting`` is optional)
-REQUIRED_MODES = ("fast", "full")
 #: mechanism measurements per trained model, averaged over seeds like the mIoU columns
 MECHANISM_KEYS = ("own_clip_seen", "own_clip_unseen", "own_clip_hIoU", "val_mIoU", "val_seen", "val_unseen", "val_hIoU",
                   "alignment_mi", "alignment_mi_ratio", "alignment_cka")
-#: the two references every table shows
-UNTRAINED = "untrained CAT-Seg"
+#: the references: CAT-Seg's untrained row (each adapter has one, ``untrained_row(label)``) and the training-free
+#: dense CLIP that every table shows (one row: all adapters share the tiny CLIP)
+UNTRAINED = untrained_row("CAT-Seg")
 TRAINING_FREE = "training-free dense CLIP"
-
-
-def default_config_path() -> Path:
-    """The shipped miniature config (``infoclip/miniature/miniature.yaml``)."""
-    return Path(str(resources.files("infoclip.miniature") / "miniature.yaml"))
-
-
-@dataclass
-class MiniatureConfig:
-    """The parsed miniature YAML (see ``miniature.yaml`` for the meaning of each section)."""
-
-    world: WorldSpec
-    pretrain: PretrainSettings
-    run: dict[str, Any]
-    methods: dict[str, list[str]]
-    ablation: dict[str, list[str]]
-    modes: dict[str, dict[str, Any]]
-    #: the dotted run-config key that receives the tiny CLIP's weights path (the adapter's setting)
-    clip_weights_setting: str
-    protocol: str = "whole"
-    #: the ``selection:`` section (``infoclip miniature --select-lambda``; parsed by ``selection.SelectionSpec``)
-    selection: dict[str, Any] | None = None
-
-    @classmethod
-    def load(cls, path: str | os.PathLike[str] | None = None) -> MiniatureConfig:
-        data = load_config(path or default_config_path())
-        missing = [k for k in ("world", "pretrain", "run", "clip_weights_setting", "methods", "modes") if k not in data]
-        if missing:
-            raise ConfigError(f"miniature config {path} lacks section(s) {', '.join(missing)}")
-        unknown_modes = set(data["modes"]) - set(MODES)
-        if unknown_modes or not set(REQUIRED_MODES) <= set(data["modes"]):
-            raise ConfigError(f"miniature config must define the modes {REQUIRED_MODES} (and may define forgetting), no others")
-        return cls(
-            world=WorldSpec.from_dict(data["world"]),
-            pretrain=PretrainSettings.from_dict(data["pretrain"]),
-            run=data["run"],
-            methods={k: list(v) for k, v in data["methods"].items()},
-            ablation={k: list(v) for k, v in (data.get("ablation") or {}).items()},
-            modes=data["modes"],
-            clip_weights_setting=str(data["clip_weights_setting"]),
-            protocol=str(data.get("protocol", "whole")),
-            selection=data.get("selection"),
-        )
 
 
 @dataclass
@@ -106,6 +60,8 @@ class Job:
     weights: Path | None = None
     metrics: dict[str, float] = field(default_factory=dict)
     seconds: float = 0.0
+    #: the adapter of a trained row or an untrained reference (``None``: the shared training-free row)
+    adapter: str | None = None
 
 
 def _cli(args: Sequence[str], log_file: Path, env: Mapping[str, str] | None = None) -> str:
@@ -145,6 +101,7 @@ class Miniature:
         seeds: Sequence[int] | None = None,
         jobs: int = 1,
         log: Callable[[str], None] = lambda s: None,
+        methods: Sequence[str] | None = None,
         selection: Any = None,
     ) -> None:
         if jobs < 1:
@@ -155,6 +112,16 @@ class Miniature:
         self.mode = mode
         self.settings = dict(self.config.modes[mode])
         self.seeds = list(seeds) if seeds else list(self.settings.get("seeds", [0]))
+        #: what trains: ``methods`` exactly (ablations at the first seed), else the mode's methods (default: every
+        #: adapter's) and, with ``ablation: true``, the ablations of the adapters among them
+        if methods is not None:
+            self.methods = self.config.select(list(methods))
+        else:
+            self.methods = self.config.select(self.settings.get("methods"), f"modes.{mode}.methods")
+            if self.settings.get("ablation"):
+                used = {m.adapter for m in self.methods}
+                self.methods += [m for m in self.config.methods.values() if m.ablation and m.adapter in used]
+        self.adapters = list(dict.fromkeys(m.adapter for m in self.methods))
         self.output_dir = Path(output_dir)
         self.jobs = jobs
         self.log = log
@@ -169,6 +136,8 @@ class Miniature:
         if selection is not None and not self.n_val:
             raise ConfigError(f"--select-lambda scores on a validation split, and the {mode} mode has none (n_val); "
                               "use --forgetting or give the mode an n_val")
+            self.methods = [self.config.methods[f.method] for f in selection.spec.families]  # the untuned rows
+            self.adapters = list(dict.fromkeys(m.adapter for m in self.methods))
 
     # --- steps -----------------------------------------------------------------------------------------
     def write_data(self) -> None:
@@ -198,18 +167,21 @@ class Miniature:
         self.log(f"pretrained CLIP -> {path}: {report}")
         return path
 
-    def write_run_config(self, clip_weights: Path) -> Path:
-        run = apply_overrides(self.config.run, [
-            f"{self.config.clip_weights_setting}={Path(clip_weights).resolve()}",
+    def write_run_config(self, clip_weights: Path, adapter: str | None = None) -> Path:
+        """``configs/<adapter>.yaml``: the adapter section's run config with the tiny CLIP's weights, the data
+        folders and the mode's iterations and overrides (default adapter: the config's first)."""
+        runs = self.config.adapters[adapter or next(iter(self.config.adapters))]
+        run = apply_overrides(runs.run, [
+            f"{runs.clip_weights_setting}={Path(clip_weights).resolve()}",
             f"data.train={self.train_dir.resolve()}",
             f"solver.iterations={int(self.settings['iterations'])}",
-            *self.settings.get("run_overrides", []),
+            *self.config.run_overrides(self.mode, runs.adapter),
         ])  # fmt: skip
         if self.n_val:  # each run validates once at its end: val mIoU and the alignment agreement
             # keys of the training defaults that the run section need not list (``infoclip train`` checks them all)
             run = apply_overrides(run, [f"data.val={self.val_dir.resolve()}", "data.val_protocol=whole",
                                         f"train.eval_period={int(self.settings['iterations'])}"], strict=False)  # fmt: skip
-        return save_config(run, self.output_dir / "configs" / "run.yaml")
+        return save_config(run, self.output_dir / "configs" / f"{runs.adapter}.yaml")
 
     def _phase(self, name: str, what: str) -> None:
         if self.board is not None:
@@ -231,7 +203,8 @@ class Miniature:
         return self.evaluate(["--clip", f"{tiny_clip.MINIATURE_CLIP}:{Path(clip).resolve()}"], "training-free")
 
     def untrained_weights(self, run_config: Path) -> Path:
-        """CAT-Seg with the pretrained tiny CLIP and a randomly initialised aggregator, as a weights file."""
+        """The run config's model with the pretrained tiny CLIP and the rest randomly initialised (CAT-Seg's
+        aggregator, SAN's side adapter), as a weights file."""
         import torch
 
         from infoclip.models import create_model, save_model
@@ -242,14 +215,14 @@ class Miniature:
             torch.manual_seed(int(config.get("train", {}).get("seed", 0)))
             model = create_model(config)
         model.load_pretrained()
-        path = self.output_dir / "weights" / "untrained.safetensors"
+        path = self.output_dir / "weights" / f"untrained-{config['adapter']}.safetensors"
         return save_model(model, path, classes=list(self.config.world.seen), source="infoclip miniature (untrained)")
 
-    def train_and_evaluate(self, run_config: Path, method: str, overrides: Sequence[str], seed: int) -> Job:
+    def train_and_evaluate(self, run_config: Path, method: Method, seed: int) -> Job:
         start = time.monotonic()
-        name = f"{method}-seed{seed}"
+        name = f"{method.name}-seed{seed}"
         run_dir = self.output_dir / "runs" / name
-        sets = [x for o in [*overrides, f"train.seed={seed}"] for x in ("--set", o)]
+        sets = [x for o in [*method.overrides, f"train.seed={seed}"] for x in ("--set", o)]
         self._phase(name, "train")
         _cli(["train", "--config", run_config, "--output-dir", run_dir, *sets, "--no-progress", "--json"],
              self.output_dir / "logs" / f"train-{name}.log")
@@ -258,7 +231,7 @@ class Miniature:
         _cli(["export", run_dir, "--output", weights, "--force", "--json"], self.output_dir / "logs" / f"export-{name}.log")
         metrics = self.evaluate(["--weights", weights], name)
         metrics.update(self.mechanism(weights, run_dir, name))
-        job = Job(method, seed, weights, metrics, time.monotonic() - start)
+        job = Job(method.name, seed, weights, metrics, time.monotonic() - start, method.adapter)
         self.log(f"{name}: seen {metrics['seen']:.1f} unseen {metrics['unseen']:.1f} hIoU {metrics['hIoU']:.1f} "
                  f"({job.seconds:.0f}s)")
         if self.board is not None:
@@ -281,13 +254,13 @@ class Miniature:
             out.update({k: float(v) for k, v in data.get("extra", {}).items() if k.startswith("alignment_")})
         return out
 
-    def _reference(self, method: str, name: str, score: Callable[[], dict[str, float]]) -> Job:
+    def _reference(self, method: str, name: str, score: Callable[[], dict[str, float]], adapter: str | None = None) -> Job:
         """A reference row (no training) as a job of the board: ``score()`` builds and evaluates it."""
         self._phase(name, "prepare")
         metrics = score()
         if self.board is not None:
             self.board.finished(name)
-        return Job(method, None, None, metrics)
+        return Job(method, None, None, metrics, adapter=adapter)
 
     # --- the whole run ---------------------------------------------------------------------------------
     def run(self, pretrain: bool = False) -> dict[str, Any]:
@@ -296,22 +269,23 @@ class Miniature:
         self.output_dir.mkdir(parents=True, exist_ok=True)
         self.write_data()
         clip = self.clip_weights(pretrain)
-        run_config = self.write_run_config(clip)
-        methods = {m: self.config.methods[m] for m in self.settings.get("methods", self.config.methods)}
-        # the long training jobs first, so that the two short references run beside them
+        run_configs = {adapter: self.write_run_config(clip, adapter) for adapter in self.adapters}
+        # the long training jobs first (ablations at the first seed), so that the short references run beside them
         tasks: list[Callable[[], Job]] = []
-        plan = self.selection.plan(self, run_config) if self.selection is not None else None
+        plan = self.selection.plan(self, run_configs) if self.selection is not None else None
         if plan is not None:
-            methods, tasks = plan.methods, list(plan.tasks)
+            tasks = list(plan.tasks)
         for seed in self.seeds if plan is None else ():
-            for method, overrides in methods.items():
-                tasks.append(lambda m=method, o=overrides, s=seed: self.train_and_evaluate(run_config, m, o, s))
-        if self.settings.get("ablation"):
-            base = self.config.methods.get("infoclip-batch", [])
-            for name, overrides in self.config.ablation.items():
-                tasks.append(lambda n=name, o=[*base, *overrides]: self.train_and_evaluate(run_config, n, o, self.seeds[0]))
-        untrained = lambda: self.evaluate(["--weights", self.untrained_weights(run_config)], "untrained")  # noqa: E731
-        tasks.append(lambda: self._reference(UNTRAINED, "untrained", untrained))
+            for method in self.methods:
+                if not method.ablation:
+                    tasks.append(lambda m=method, s=seed: self.train_and_evaluate(run_configs[m.adapter], m, s))
+        for method in self.methods if plan is None else ():
+            if method.ablation:
+                tasks.append(lambda m=method: self.train_and_evaluate(run_configs[m.adapter], m, self.seeds[0]))
+        for adapter in self.adapters:
+            name = f"untrained-{adapter}"
+            score = lambda a=adapter, n=name: self.evaluate(["--weights", self.untrained_weights(run_configs[a])], n)  # noqa: E731
+            tasks.append(lambda a=adapter, n=name, f=score: self._reference(self.config.adapters[a].untrained, n, f, a))
         tasks.append(lambda: self._reference(TRAINING_FREE, "training-free", lambda: self.evaluate_training_free(clip)))
         self.log(f"{len(tasks)} jobs, {self.jobs} at a time (progress every 15 s; each job's output in "
                  f"{self.output_dir / 'logs'})")  # fmt: skip
@@ -333,8 +307,8 @@ class Miniature:
         picture = self.output_dir / "predictions.png"
         from infoclip.miniature.picture import prediction_picture
 
-        trained = {j.method: j.weights for j in jobs if j.weights is not None and j.seed == self.seeds[0]
-                   and j.method in methods}
+        main = {m.name for m in self.methods if not m.ablation}
+        trained = {j.method: j.weights for j in jobs if j.weights is not None and j.seed == self.seeds[0] and j.method in main}
         prediction_picture(picture, self.test_dir, self.config.world, trained, clip)
         results["picture"] = str(picture)
         atomic_write_text(self.output_dir / "results.json", json.dumps(results, indent=2) + "\n")
@@ -349,10 +323,16 @@ def _mean_std(values: Sequence[float]) -> tuple[float, float]:
 
 def summarize(jobs: Sequence[Job], config: MiniatureConfig, mode: str, seeds: Sequence[int], seconds: float, clip: Path) -> dict[str, Any]:
     """Group jobs by method: mean and sample std over seeds of seen / unseen / hIoU / mIoU (percent)."""
-    rows: dict[str, dict[str, Any]] = {UNTRAINED: {}, TRAINING_FREE: {}}  # the references head the table
+    # the references head the table: each adapter's untrained row, then the shared training-free one
+    rows: dict[str, dict[str, Any]] = {runs.untrained: {} for runs in config.adapters.values()}
+    rows[TRAINING_FREE] = {}
+    known = config.methods
     for job in jobs:
         row = rows.setdefault(job.method, {})
         row.setdefault("method", job.method)
+        adapter = job.adapter or (known[job.method].adapter if job.method in known else None)
+        if adapter is not None:
+            row.setdefault("adapter", adapter)
         row.setdefault("runs", [])
         row["runs"].append({"seed": job.seed, **job.metrics, "seconds": round(job.seconds, 1)})
     rows = {name: row for name, row in rows.items() if row}
@@ -361,14 +341,12 @@ def summarize(jobs: Sequence[Job], config: MiniatureConfig, mode: str, seeds: Se
             if all(key in r for r in row["runs"]):
                 mean, std = _mean_std([r[key] for r in row["runs"]])
                 row[key] = {"mean": round(mean, 4 if key.startswith("alignment_") else 2), "std": round(std, 4 if key.startswith("alignment_") else 2)}
-    settings = {name: list(o) for name, o in config.methods.items()}
-    base = config.methods.get("infoclip-batch", [])
-    settings.update({name: [*base, *o] for name, o in config.ablation.items()})
     return {
         "mode": mode,
         "seeds": list(seeds),
-        "ablation_methods": [name for name in config.ablation if name in rows],
-        "method_settings": {name: settings[name] for name in rows if name in settings},
+        "ablation_methods": [name for name, m in known.items() if m.ablation and name in rows],
+        "method_settings": {name: list(known[name].overrides) for name in rows if name in known},
+        "adapters": {runs.adapter: runs.label for runs in config.adapters.values() if any(r.get("adapter") == runs.adapter for r in rows.values())},
         "seen_classes": list(config.world.seen),
         "unseen_classes": list(config.world.unseen),
         "clip_weights": str(clip),

@@ -38,10 +38,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from infoclip.errors import ConfigError, InfoclipError
+from infoclip.miniature.config import Method
 from infoclip.training.run_config import resolve_run_config
 
 if TYPE_CHECKING:
-    from infoclip.miniature.pipeline import Job, Miniature, MiniatureConfig
+    from infoclip.miniature.config import MiniatureConfig
+    from infoclip.miniature.pipeline import Job, Miniature
 
 #: validation scores a selection may maximise (keys ``val_<name>`` of a job's metrics, percent)
 CRITERIA = ("hIoU", "mIoU", "seen", "unseen")
@@ -140,9 +142,9 @@ class SelectionSpec:
         seed = data.get("seed")
         return cls(None if seed is None else int(seed), criterion, tuple(families))
 
-    def points(self, methods: Mapping[str, Sequence[str]]) -> dict[str, list[GridPoint]]:
+    def points(self, methods: Mapping[str, Method]) -> dict[str, list[GridPoint]]:
         """Every family's grid points, ``family -> points`` in grid order."""
-        return {f.name: f.points(methods[f.method]) for f in self.families}
+        return {f.name: f.points(methods[f.method].overrides) for f in self.families}
 
 
 def choose(points: Sequence[GridPoint], scores: Mapping[str, float]) -> GridPoint:
@@ -192,7 +194,7 @@ class SelectionPlan:
     spec: SelectionSpec
     seed: int
     seeds: list[int]
-    methods: dict[str, list[str]]
+    methods: dict[str, Method]
     points: dict[str, list[GridPoint]]
     #: grid point name -> its shared run at the selection seed
     grid_runs: dict[str, _Shared]
@@ -237,7 +239,7 @@ class Selection:
     def from_config(cls, config: MiniatureConfig) -> Selection:
         return cls(SelectionSpec.from_config(config))
 
-    def plan(self, run: Miniature, run_config: Path) -> SelectionPlan:
+    def plan(self, run: Miniature, run_configs: Mapping[str, Path]) -> SelectionPlan:
         """The run set: every family's method at every seed, every grid point at the selection seed, and one
         task per family and further seed that trains the chosen point once the family's grid has been scored.
         Every point's config is resolved here, so a bad key fails before any training.
@@ -249,31 +251,32 @@ class Selection:
         seed = seeds[0] if self.spec.seed is None else self.spec.seed
         if seed not in seeds:
             raise ConfigError(f"selection.seed {seed} is not one of the run's seeds ({', '.join(map(str, seeds))})")
-        methods = {f.method: list(run.config.methods[f.method]) for f in self.spec.families}
+        methods = {f.method: run.config.methods[f.method] for f in self.spec.families}
         points = self.spec.points(run.config.methods)
         runs: dict[str, _Shared] = {}  # resolved config -> its one run
         lock = threading.Lock()
 
-        def shared(name: str, overrides: Sequence[str], at: int) -> tuple[_Shared, bool]:
+        def shared(name: str, adapter: str, overrides: Sequence[str], at: int) -> tuple[_Shared, bool]:
             """The run of ``overrides`` at seed ``at``, and whether it is new (trained under ``name``)."""
             try:
-                resolved = resolve_run_config(run_config, overrides=[*overrides, f"train.seed={at}"])
+                resolved = resolve_run_config(run_configs[adapter], overrides=[*overrides, f"train.seed={at}"])
             except ConfigError as exc:
                 raise ConfigError(f"selection run {name}: {exc}") from exc
             key = json.dumps(resolved, sort_keys=True, default=str)
             with lock:
                 if key in runs:
                     return runs[key], False
-                runs[key] = _Shared(lambda: run.train_and_evaluate(run_config, name, overrides, at))
+                method = Method(name, adapter, tuple(overrides))
+                runs[key] = _Shared(lambda: run.train_and_evaluate(run_configs[adapter], method, at))
                 return runs[key], True
 
         # the untuned rows claim their runs first, so that a grid point equal to one is trained under its name
-        untuned = [shared(m, o, s) for s in [seed, *(x for x in seeds if x != seed)] for m, o in methods.items()]
+        untuned = [shared(m, x.adapter, x.overrides, s) for s in [seed, *(y for y in seeds if y != seed)] for m, x in methods.items()]
         grid_runs: dict[str, _Shared] = {}
         grid_only: set[str] = set()
         for family_points in points.values():
             for point in family_points:
-                grid_runs[point.name], new = shared(point.name, point.overrides, seed)
+                grid_runs[point.name], new = shared(point.name, methods[point.method].adapter, point.overrides, seed)
                 if new:
                     grid_only.add(point.name)
         # pool order: the grid's runs (the choice waits for them), then the rest of the untuned rows
@@ -294,7 +297,7 @@ class Selection:
 
         def chosen_at(family: str, at: int) -> Job:
             point = pick(family)
-            task, new = shared(point.name, point.overrides, at)
+            task, new = shared(point.name, methods[point.method].adapter, point.overrides, at)
             job = task() if new else task.result()
             if not new and run.board is not None:
                 run.board.finished(f"{point.name}-seed{at}")  # reused: done at once
