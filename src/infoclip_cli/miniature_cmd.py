@@ -25,7 +25,8 @@ miniature_app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
     rich_markup_mode=None,
-    epilog=examples("infoclip miniature --fast", "infoclip miniature --jobs 2 --output-dir /tmp/miniature"),
+    epilog=examples("infoclip miniature --fast", "infoclip miniature --jobs 2 --output-dir /tmp/miniature",
+                    "infoclip miniature --forgetting --select-lambda -o /tmp/select"),
 )
 
 
@@ -74,6 +75,9 @@ def miniature_command(
     fast: Annotated[bool, typer.Option("--fast", help="The ~3-minute mode: one seed, CAT-Seg and InfoCLIP (batch axis), fewer images.")] = False,
     forgetting: Annotated[bool, typer.Option("--forgetting", help="The forgetting regime: CLIP trained at the full "
                           "learning rate, 3 seeds x 3 methods, with a validation split and the mechanism measurements.")] = False,
+    select_lambda: Annotated[bool, typer.Option("--select-lambda", help="Choose InfoCLIP's lambda1/lambda2 (and the "
+                             "baseline's knob, same number of runs) on the validation scenes, then report the chosen "
+                             "settings at every seed beside the untuned rows (the config's `selection:` section).")] = False,
     output_dir: Annotated[Path, typer.Option("--output-dir", "-o", help="Folder for data, runs, weights and results.")] = Path("infoclip-miniature"),
     seeds: Annotated[Optional[str], typer.Option(help="Comma-separated seeds (default: the mode's, 0,1,2 for the full run).")] = None,
     jobs: Annotated[int, typer.Option(min=1, help="Commands run at once (one CPU thread each).")] = 2,
@@ -89,11 +93,15 @@ def miniature_command(
         return
     from infoclip.miniature import Miniature, MiniatureConfig, prepare_output_dir
 
-    prepare_output_dir(output_dir, force)
+    from infoclip.miniature.selection import Selection
+
+    settings = MiniatureConfig.load(config)
+    selection = Selection.from_config(settings) if select_lambda else None
     run = Miniature(
-        output_dir, mode=_mode(fast, forgetting), config=MiniatureConfig.load(config),
-        seeds=_parse_seeds(seeds), jobs=jobs, log=_log, methods=_parse_methods(methods),
+        output_dir, mode=_mode(fast, forgetting), config=settings, seeds=_parse_seeds(seeds), jobs=jobs, log=_log,
+        methods=_parse_methods(methods), selection=selection,
     )
+    prepare_output_dir(output_dir, force)
     results = run.run(pretrain=pretrain)
     if as_json:
         typer.echo(json.dumps(results, indent=2))

@@ -144,6 +144,8 @@ class MiniatureConfig:
     adapters: dict[str, AdapterRuns]
     modes: dict[str, dict[str, Any]]
     protocol: str = "whole"
+    #: the ``selection:`` section (``infoclip miniature --select-lambda``; parsed by ``selection.SelectionSpec``)
+    selection: dict[str, Any] | None = None
 
     @classmethod
     def load(cls, path: str | os.PathLike[str] | None = None) -> MiniatureConfig:
@@ -176,6 +178,7 @@ class MiniatureConfig:
             adapters=adapters,
             modes=dict(data["modes"]),
             protocol=str(data.get("protocol", "whole")),
+            selection=data.get("selection"),
         )
         config.check_modes()
         return config

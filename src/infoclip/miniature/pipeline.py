@@ -43,7 +43,8 @@ from infoclip.miniature.config import default_config_path as default_config_path
 from infoclip.miniature.job_progress import JobProgress
 
 #: mechanism measurements per trained model, averaged over seeds like the mIoU columns
-MECHANISM_KEYS = ("own_clip_seen", "own_clip_unseen", "own_clip_hIoU", "val_mIoU", "alignment_mi", "alignment_mi_ratio", "alignment_cka")
+MECHANISM_KEYS = ("own_clip_seen", "own_clip_unseen", "own_clip_hIoU", "val_mIoU", "val_seen", "val_unseen", "val_hIoU",
+                  "alignment_mi", "alignment_mi_ratio", "alignment_cka")
 #: the references: CAT-Seg's untrained row (each adapter has one, ``untrained_row(label)``) and the training-free
 #: dense CLIP that every table shows (one row: all adapters share the tiny CLIP)
 UNTRAINED = untrained_row("CAT-Seg")
@@ -101,6 +102,7 @@ class Miniature:
         jobs: int = 1,
         log: Callable[[str], None] = lambda s: None,
         methods: Sequence[str] | None = None,
+        selection: Any = None,
     ) -> None:
         if jobs < 1:
             raise ConfigError(f"jobs must be at least 1, got {jobs}")
@@ -129,6 +131,13 @@ class Miniature:
         #: held-out scenes over all classes, disjoint from the test scenes (other seed): validation and lambda choice
         self.val_dir = self.output_dir / "data" / "val"
         self.n_val = int(self.settings.get("n_val", 0))
+        #: a ``selection.Selection`` (``--select-lambda``): it plans the training jobs instead of seeds x methods
+        self.selection = selection
+        if selection is not None and not self.n_val:
+            raise ConfigError(f"--select-lambda scores on a validation split, and the {mode} mode has none (n_val); "
+                              "use --forgetting or give the mode an n_val")
+            self.methods = [self.config.methods[f.method] for f in selection.spec.families]  # the untuned rows
+            self.adapters = list(dict.fromkeys(m.adapter for m in self.methods))
 
     # --- steps -----------------------------------------------------------------------------------------
     def write_data(self) -> None:
@@ -238,6 +247,10 @@ class Miniature:
         if validated.is_file():
             data = json.loads(validated.read_text(encoding="utf-8"))
             out["val_mIoU"] = float(data["mIoU"])
+            split = data.get("seen_unseen") or {}
+            out.update({f"val_{k}": float(split[f"mIoU_{k}"]) for k in ("seen", "unseen") if f"mIoU_{k}" in split})
+            if "hIoU" in split:
+                out["val_hIoU"] = float(split["hIoU"])
             out.update({k: float(v) for k, v in data.get("extra", {}).items() if k.startswith("alignment_")})
         return out
 
@@ -259,11 +272,14 @@ class Miniature:
         run_configs = {adapter: self.write_run_config(clip, adapter) for adapter in self.adapters}
         # the long training jobs first (ablations at the first seed), so that the short references run beside them
         tasks: list[Callable[[], Job]] = []
-        for seed in self.seeds:
+        plan = self.selection.plan(self, run_configs) if self.selection is not None else None
+        if plan is not None:
+            tasks = list(plan.tasks)
+        for seed in self.seeds if plan is None else ():
             for method in self.methods:
                 if not method.ablation:
                     tasks.append(lambda m=method, s=seed: self.train_and_evaluate(run_configs[m.adapter], m, s))
-        for method in self.methods:
+        for method in self.methods if plan is None else ():
             if method.ablation:
                 tasks.append(lambda m=method: self.train_and_evaluate(run_configs[m.adapter], m, self.seeds[0]))
         for adapter in self.adapters:
@@ -281,7 +297,11 @@ class Miniature:
                 jobs = [f.result() for f in [pool.submit(fn) for fn in tasks]]
             finally:
                 self.board = None
+        if plan is not None:  # the grid's runs leave the main table for their own section
+            jobs, chosen = plan.outcome(jobs)
         results = summarize(jobs, self.config, self.mode, self.seeds, time.monotonic() - wall, clip)
+        if plan is not None:
+            results["selection"] = chosen
         atomic_write_text(self.output_dir / "results.json", json.dumps(results, indent=2) + "\n")
         atomic_write_text(self.output_dir / "results.md", results_markdown(results))
         picture = self.output_dir / "predictions.png"
@@ -381,4 +401,8 @@ def results_markdown(results: Mapping[str, Any]) -> str:
                 continue
             what = ", ".join(settings[row["method"]]) or "-"
             lines.append(f"| {row['method']} | `{what}` | {run['seen']:.1f} | {run['unseen']:.1f} | {run['hIoU']:.1f} |")
+    if "selection" in results:
+        from infoclip.miniature.selection import selection_markdown
+
+        lines += ["", *selection_markdown(results["selection"])]
     return "\n".join(lines) + "\n"
