@@ -47,3 +47,29 @@ def test_the_heartbeat_speaks_between_phase_changes():
         board.phase("catseg-seed0", "train")
     count = len(lines)
     assert count >= 2 and all(line.startswith("[0/1 jobs done]") for line in lines)
+
+
+def test_a_training_job_leaves_the_board_when_its_evaluations_are_done(tmp_path, monkeypatch):
+    """The own-CLIP evaluation is a phase of its training job: an entry of its own stayed 'running' for ever
+    and inflated the ETA."""
+    import json
+
+    from infoclip.miniature import pipeline
+    from infoclip.miniature.config import Method
+
+    def fake_cli(args, log_file, env=None):
+        if args[0] == "eval":
+            out = tmp_path / "out" / "eval" / str(args[args.index("--output-dir") + 1]).rsplit("/", 1)[-1]
+            out.mkdir(parents=True, exist_ok=True)
+            split = {"mIoU_seen": 30.0, "mIoU_unseen": 20.0, "hIoU": 24.0}
+            (out / "summary.json").write_text(json.dumps({"datasets": [{"mIoU": 26.0, "seen_unseen": split}]}))
+        return ""
+
+    monkeypatch.setattr(pipeline, "_cli", fake_cli)
+    run = pipeline.Miniature(tmp_path / "out", mode="fast")
+    lines: list[str] = []
+    run.board = JobProgress(total=1, parallel=1, log=lines.append)
+    job = run.train_and_evaluate(tmp_path / "run.yaml", Method("catseg", "catseg", ()), seed=0)
+    assert job.metrics["own_clip_unseen"] == 20.0
+    assert any("own-CLIP eval catseg-seed0" in line for line in lines)
+    assert run.board.done == 1 and not run.board._running, lines[-1]

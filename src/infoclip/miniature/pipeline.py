@@ -187,9 +187,11 @@ class Miniature:
         if self.board is not None:
             self.board.phase(name, what)
 
-    def evaluate(self, weights_args: Sequence[str], name: str) -> dict[str, float]:
+    def evaluate(self, weights_args: Sequence[str], name: str, job: str | None = None, phase: str = "eval") -> dict[str, float]:
+        """Score a model on the test scenes with ``infoclip eval`` into ``eval/<name>``; on the board it is the
+        ``phase`` of ``job`` (default: a job of its own called ``name``)."""
         out = self.output_dir / "eval" / name
-        self._phase(name, "eval")
+        self._phase(job or name, phase)
         _cli(
             ["eval", *weights_args, "--dataset", self.test_dir, "--protocol", self.config.protocol,
              "--device", "cpu", "--output-dir", out],
@@ -241,7 +243,8 @@ class Miniature:
     def mechanism(self, weights: Path, run_dir: Path, name: str) -> dict[str, float]:
         """The fine-tuned CLIP's own training-free dense alignment (``eval --dense-clip``) on the test scenes and,
         when the run validated, its val mIoU and teacher-student alignment agreement."""
-        own = self.evaluate(["--weights", weights, "--dense-clip"], f"{name}-own-clip")
+        # a phase of the training job: a board entry of its own would never be marked finished
+        own = self.evaluate(["--weights", weights, "--dense-clip"], f"{name}-own-clip", job=name, phase="own-CLIP eval")
         out = {f"own_clip_{k}": v for k, v in own.items() if k in ("seen", "unseen", "hIoU")}
         validated = run_dir / "metrics.json"
         if validated.is_file():
