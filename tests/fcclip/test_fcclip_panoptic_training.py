@@ -103,3 +103,30 @@ def test_fcclip_trains_on_coco_panoptic_from_the_cli_and_resumes_bit_exact(cli, 
         assert again[it]["loss_task"] == rows[it]["loss_task"], f"iteration {it} after resume"
     a, b = read_checkpoint(reference)["model"], read_checkpoint(run)["model"]
     assert all(torch.equal(a[k], b[k]) for k in a), "the resumed weights are bit-equal"
+
+
+@pytest.mark.slow
+def test_fcclip_trains_on_coco_panoptic_under_torchrun_with_two_ranks(coco_root, tmp_path):
+    """The per-segment targets (InstanceLabels) cross DDP's forward: two gloo ranks train from one command, only
+    rank 0 writes, and the checkpoint records both ranks' random states."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    run = tmp_path / "ddp"
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(port),
+               "-m", "infoclip_cli", "train", "--adapter", "fcclip", "--config", "fcclip-tiny", "--output-dir", str(run),
+               "--no-progress", *_sets({**TINY, "solver.iterations": 2, "solver.batch_size": 4})]  # fmt: skip
+    env = dict(os.environ, OMP_NUM_THREADS="1", INFOCLIP_DATASETS=str(coco_root))
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=400)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    data = read_checkpoint(run)
+    assert data["world_size"] == 2 and len(data["rng"]) == 2
+    rows = read_csv(run / "log.csv")
+    assert [int(r["iteration"]) for r in rows] == [1, 2]
+    assert all(math.isfinite(float(r["loss_task"])) and float(r["loss_task"]) > 0 for r in rows)
+    assert done.stdout.count("wrote the run to") == 1, "only rank 0 prints the summary"
