@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -251,8 +252,10 @@ def test_bad_inputs_raise_clear_errors(tiny_model):
         tiny_model.forward_train(torch.zeros(3, 64, 64), CLASSES)
     with pytest.raises(InputError, match="non-empty list"):
         tiny_model.forward_train(torch.zeros(1, 3, 64, 64), "cat")
-    with pytest.raises(InputError, match="protocol"):
-        tiny_model.predict(torch.zeros(3, 64, 64), CLASSES, protocol="tiles")
+    from infoclip import Segmenter
+
+    with pytest.raises(InputError, match="protocol"):  # checked by the entry point; predict trusts its inputs
+        Segmenter(tiny_model, "catseg-tiny").predict(np.zeros((64, 64, 3), np.uint8), CLASSES, protocol="tiles")
 
 
 def test_lpam_feeds_decoder(tiny_config, images):

@@ -46,8 +46,11 @@ def test_fast_mode_learns_the_seen_classes(tmp_path):
 def test_second_run_into_the_same_folder_needs_force(tmp_path):
     (tmp_path / "runs").mkdir()
     result = CliRunner().invoke(app, ["miniature", "--fast", "--output-dir", str(tmp_path)])
+    from infoclip_cli.errors import command_line_message
+
     assert isinstance(result.exception, InputError)
-    assert "--force" in str(result.exception)
+    assert "`force=True`" in str(result.exception), "the library names its argument"
+    assert "--force" in command_line_message(result.exception), "the command line shows the flag"
 
 
 def test_seeds_option_is_checked(tmp_path):

@@ -30,7 +30,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +39,7 @@ from infoclip.io_utils import atomic_write_text
 from infoclip.miniature import tiny_clip
 from infoclip.miniature.config import Method, MiniatureConfig, untrained_row
 from infoclip.miniature.config import default_config_path as default_config_path  # re-exported (earlier home)
+from infoclip.miniature.job import Job as Job  # re-exported (earlier home)
 from infoclip.miniature.job_progress import JobProgress
 
 #: mechanism measurements per trained model, averaged over seeds like the mIoU columns
@@ -49,19 +49,6 @@ MECHANISM_KEYS = ("own_clip_seen", "own_clip_unseen", "own_clip_hIoU", "val_mIoU
 #: dense CLIP that every table shows (one row: all adapters share the tiny CLIP)
 UNTRAINED = untrained_row("CAT-Seg")
 TRAINING_FREE = "training-free dense CLIP"
-
-
-@dataclass
-class Job:
-    """One row of the results: a method at one seed (or a reference), and where its files are."""
-
-    method: str
-    seed: int | None
-    weights: Path | None = None
-    metrics: dict[str, float] = field(default_factory=dict)
-    seconds: float = 0.0
-    #: the adapter of a trained row or an untrained reference (``None``: the shared training-free row)
-    adapter: str | None = None
 
 
 def _cli(args: Sequence[str], log_file: Path, env: Mapping[str, str] | None = None) -> str:

@@ -35,15 +35,29 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from infoclip.errors import ConfigError, InfoclipError
 from infoclip.miniature.config import Method
+from infoclip.miniature.job import Job
+from infoclip.miniature.job_progress import JobProgress
 from infoclip.training.run_config import resolve_run_config
 
 if TYPE_CHECKING:
     from infoclip.miniature.config import MiniatureConfig
-    from infoclip.miniature.pipeline import Job, Miniature
+
+class MiniatureRun(Protocol):
+    """What a selection plan needs of the run it plans (``pipeline.Miniature``; stated here so that the pipeline,
+    which hands itself to ``Selection.plan``, is not imported back)."""
+
+    seeds: list[int]
+    config: MiniatureConfig
+    board: JobProgress | None
+
+    def log(self, message: str) -> None: ...
+
+    def train_and_evaluate(self, run_config: Path, method: Method, seed: int) -> Job: ...
+
 
 #: validation scores a selection may maximise (keys ``val_<name>`` of a job's metrics, percent)
 CRITERIA = ("hIoU", "mIoU", "seen", "unseen")
@@ -239,7 +253,7 @@ class Selection:
     def from_config(cls, config: MiniatureConfig) -> Selection:
         return cls(SelectionSpec.from_config(config))
 
-    def plan(self, run: Miniature, run_configs: Mapping[str, Path]) -> SelectionPlan:
+    def plan(self, run: MiniatureRun, run_configs: Mapping[str, Path]) -> SelectionPlan:
         """The run set: every family's method at every seed, every grid point at the selection seed, and one
         task per family and further seed that trains the chosen point once the family's grid has been scored.
         Every point's config is resolved here, so a bad key fails before any training.
