@@ -24,7 +24,7 @@ def one_line(exc: BaseException) -> str:
 
 
 #: library arguments whose flag is not the name with dashes (``image_limit`` -> ``--image-limit``)
-FLAGS = {"run_dir": "--output-dir", "overrides": "--set", "clip_spec": "--clip"}
+FLAGS = {"run_dir": "--output-dir", "overrides": "--set", "clip_spec": "--clip", "selection": "--select-lambda"}
 
 #: an argument named in a library message: `name` or `name=value`
 _NAMED_ARGUMENT = re.compile(r"`([A-Za-z_]\w*)(?:=([^`]*))?`")

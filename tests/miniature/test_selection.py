@@ -110,8 +110,11 @@ def test_plan_trains_each_distinct_run_once_and_reports_the_chosen_rows(tmp_path
 
 def test_selection_needs_a_validation_split_and_valid_grid_keys(tmp_path):
     config = _small_config()
-    with pytest.raises(ConfigError, match="validation split"):
+    from infoclip_cli.errors import command_line_message
+
+    with pytest.raises(ConfigError, match="validation split") as refused:
         Miniature(tmp_path, mode="fast", config=config, selection=Selection.from_config(config))
+    assert command_line_message(refused.value).startswith("--select-lambda scores on a validation split")
     config.selection["families"]["catseg"]["grid"] = {"solver.clip_lr_multiplyer": [0.3, 1.0]}
     run = Miniature(tmp_path, mode="forgetting", config=config, selection=Selection.from_config(config))
     with pytest.raises(ConfigError, match="selection run catseg\\+clip_lr_multiplyer=0.3"):

@@ -121,8 +121,8 @@ class Miniature:
         #: a ``selection.Selection`` (``--select-lambda``): it plans the training jobs instead of seeds x methods
         self.selection = selection
         if selection is not None and not self.n_val:
-            raise ConfigError(f"--select-lambda scores on a validation split, and the {mode} mode has none (n_val); "
-                              "use --forgetting or give the mode an n_val")
+            raise ConfigError(f"`selection` scores on a validation split, and the {mode} mode has none (n_val); "
+                              "use the forgetting mode or give the mode an n_val", parameter="selection")
             self.methods = [self.config.methods[f.method] for f in selection.spec.families]  # the untuned rows
             self.adapters = list(dict.fromkeys(m.adapter for m in self.methods))
 

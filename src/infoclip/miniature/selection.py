@@ -131,8 +131,8 @@ class SelectionSpec:
         """
         data = config.selection
         if not isinstance(data, Mapping) or not data.get("families"):
-            raise ConfigError("--select-lambda needs a `selection:` section with `families:` in the miniature config "
-                              "(the shipped miniature.yaml has one)")  # fmt: skip
+            raise ConfigError("`selection` needs a `selection:` section with `families:` in the miniature config "
+                              "(the shipped miniature.yaml has one)", parameter="selection")  # fmt: skip
         criterion = str(data.get("criterion", "hIoU"))
         if criterion not in CRITERIA:
             raise ConfigError(f"selection.criterion must be one of {', '.join(CRITERIA)}, not {criterion!r}")
