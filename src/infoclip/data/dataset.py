@@ -83,7 +83,31 @@ def missing_folder_message(spec: DatasetSpec, kind: str, folder: Path) -> str:
     return f"{spec.title}: {kind} folder not found: {folder}{where}{hint}"
 
 
-class SegmentationDataset:
+class SpecDataset:
+    """What every dataset split answers from its ``DatasetSpec``: name, vocabularies and ignore value."""
+
+    spec: DatasetSpec
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def class_names(self) -> list[str]:
+        """The vocabulary to give the model (VOC-20b: all 59 names)."""
+        return list(self.spec.class_names)
+
+    @property
+    def eval_class_names(self) -> list[str]:
+        """The classes the labels hold and the evaluator scores (VOC-20b: 20 classes + background)."""
+        return list(self.spec.eval_class_names)
+
+    @property
+    def ignore_value(self) -> int:
+        return self.spec.ignore_value
+
+
+class SegmentationDataset(SpecDataset):
     """One split of a dataset: ``len(ds)``, ``ds[i] -> Sample``; files are decoded on access.
 
     Construction lists both folders and pairs them by stem, failing early with one line naming a file
@@ -124,24 +148,6 @@ class SegmentationDataset:
                 + (f"; {spec.prepare}" if spec.prepare else "")
             )
         self._pairs = pairing.pairs
-
-    @property
-    def name(self) -> str:
-        return self.spec.name
-
-    @property
-    def class_names(self) -> list[str]:
-        """The vocabulary to give the model (VOC-20b: all 59 names)."""
-        return list(self.spec.class_names)
-
-    @property
-    def eval_class_names(self) -> list[str]:
-        """The classes the labels hold and the evaluator scores (VOC-20b: 20 classes + background)."""
-        return list(self.spec.eval_class_names)
-
-    @property
-    def ignore_value(self) -> int:
-        return self.spec.ignore_value
 
     def __len__(self) -> int:
         return len(self._pairs)

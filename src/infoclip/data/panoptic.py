@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from infoclip.data.dataset import SpecDataset
 from infoclip.data.readers import SizeMismatchError, UnreadableFileError, read_image
 from infoclip.data.spec import IGNORE_INDEX, DatasetSpec, SplitLayout, root_description
 from infoclip.errors import DatasetError
@@ -258,13 +259,15 @@ def read_annotation_entries(spec: PanopticDatasetSpec, path: Path) -> list[Panop
     return entries
 
 
-class PanopticDataset:
+class PanopticDataset(SpecDataset):
     """One split of a COCO-format panoptic dataset: ``len(ds)``, ``ds[i] -> PanopticSample``.
 
     Construction reads the JSON, checks its category table against the spec's and maps category ids to
     contiguous ids (one line naming the JSON and the first bad entry otherwise); images and PNGs are decoded on
     access. Picklable (paths and small records only).
     """
+
+    spec: PanopticDatasetSpec
 
     def __init__(self, spec: PanopticDatasetSpec, split: str = "train") -> None:
         self.spec = spec
@@ -298,22 +301,6 @@ class PanopticDataset:
                     f"{self.spec.title}: {len(missing)} entries of {self.json_path.name} have no {kind} in {folder} "
                     f"(first: {missing[0]}); restore the missing files; {check}"
                 )
-
-    @property
-    def name(self) -> str:
-        return self.spec.name
-
-    @property
-    def class_names(self) -> list[str]:
-        return list(self.spec.class_names)
-
-    @property
-    def eval_class_names(self) -> list[str]:
-        return list(self.spec.eval_class_names)
-
-    @property
-    def ignore_value(self) -> int:
-        return self.spec.ignore_value
 
     def read_label(self, index: int) -> np.ndarray:
         """(H, W) int64 semantic view of sample ``index`` (-1 = unlabelled), without decoding the image."""
